@@ -1,0 +1,53 @@
+/*
+ * Every fixed limit of allot in one place. Wire limits live in the public
+ * protocol header; the ones here bound the server's own tables and queues.
+ * The _Static_asserts at the bottom tie them together.
+ */
+#ifndef ALLOT_LIMITS_H
+#define ALLOT_LIMITS_H
+
+#include <allot/protocol.h>
+
+/* Units: on_hand, allocated and every amount stay below 2^53 so that they
+ * survive a round trip through JSON doubles in the tools. */
+#define UNITS_MAX ((UINT64_C(1) << 53) - 1)
+
+/* Engine tables: defaults and hard ceilings (capacity is fixed at start). */
+#define SKUS_MAX_DEFAULT (1u << 20)
+#define SKUS_MAX_CEILING (1u << 28)
+#define ORDERS_MAX_DEFAULT (1u << 20)
+#define ORDERS_MAX_CEILING (1u << 28)
+#define LIMITS_MAX_DEFAULT (1u << 20)
+#define LIMITS_MAX_CEILING (1u << 28)
+#define SHARDS_DEFAULT 64u
+#define SHARDS_MAX 4096u
+
+/* Terminal orders kept for idempotent retries: by count and by age. */
+#define RETAIN_MAX_DEFAULT (1u << 18)
+#define RETAIN_MS_DEFAULT (60u * 60u * 1000u)
+
+/* Holds: the longest a hold may last from placement. */
+#define HOLD_MAX_MS_DEFAULT (30u * 60u * 1000u)
+
+/* Work done by one expire() step, so that a backlog of expiries never
+ * stalls the engine for long. */
+#define EXPIRE_PER_STEP_MAX 4096u
+
+/* Engine batches: ops applied per engine_apply() call by the executor. */
+#define ENGINE_BATCH_MAX ALLOT_BATCH_MAX
+
+/* Server. */
+#define CONNECTIONS_MAX_DEFAULT 16384u
+#define CONNECTIONS_MAX_CEILING 65536u
+#define THREADS_MAX 64u
+#define CONN_OUT_PAUSE_BYTES (1u << 20) /* stop reading a client above this */
+
+_Static_assert((SHARDS_DEFAULT & (SHARDS_DEFAULT - 1)) == 0, "shards: power of two");
+_Static_assert((SHARDS_MAX & (SHARDS_MAX - 1)) == 0, "shards: power of two");
+_Static_assert(ALLOT_LINES_MAX <= 64, "an order's lines fit a 64-bit mask");
+_Static_assert(CONN_OUT_PAUSE_BYTES >= 2 * ALLOT_FRAME_MAX,
+               "a paused connection can still hold a whole answer");
+_Static_assert((uint64_t)UINT32_MAX * ALLOT_LINES_MAX < UNITS_MAX,
+               "one order's units cannot overflow a counter");
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * Inspection: the state digest, the full invariant check, visitors, stats.
+ *
+ * The digest must not depend on where entries sit in the tables (shard
+ * count, insertion history, probe order), so each entry is hashed alone
+ * from a canonical little-endian encoding, and the per-table results are
+ * combined by addition, which does not care about order. The retention
+ * queue is the one ordered structure that decides future results (which
+ * order is forgotten next), so it is hashed in queue order. A final XXH3
+ * over the table counts and sums gives the 64-bit digest.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+static uint64_t sku_entry_hash(const sku_slot_t *s)
+{
+    uint8_t b[48];
+    allot_put_u64(b + 0, s->sku);
+    allot_put_u64(b + 8, s->on_hand);
+    allot_put_u64(b + 16, s->allocated);
+    allot_put_u32(b + 24, s->limit);
+    allot_put_u32(b + 28, s->reorder_point);
+    allot_put_u64(b + 32, s->backorder_units);
+    allot_put_u32(b + 40, s->backorder_orders);
+    allot_put_u32(b + 44, s->locations);
+    return XXH3_64bits(b, sizeof b);
+}
+
+static uint64_t order_entry_hash(const orders_t *o, const order_rec_t *r)
+{
+    uint8_t b[56 + ALLOT_LINES_MAX * 16];
+    allot_put_u64(b + 0, r->id);
+    allot_put_u64(b + 8, r->customer);
+    allot_put_u64(b + 16, r->placed_ms);
+    allot_put_u64(b + 24, r->deadline_ms);
+    allot_put_u64(b + 32, r->content_hash);
+    allot_put_u64(b + 40, r->limit_mask);
+    b[48] = r->state;
+    b[49] = r->policy;
+    b[50] = r->line_count;
+    b[51] = r->hold_flags;
+    allot_put_u32(b + 52, 0);
+    size_t n = 56;
+    const eng_line_t *lines = orders_lines(o, r);
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        allot_put_u64(b + n, lines[i].sku);
+        allot_put_u32(b + n + 8, lines[i].qty);
+        allot_put_u32(b + n + 12, lines[i].allocated);
+        n += 16;
+    }
+    return XXH3_64bits(b, n);
+}
+
+static uint64_t limit_entry_hash(const limit_slot_t *s)
+{
+    uint8_t b[24];
+    allot_put_u64(b + 0, s->customer);
+    allot_put_u64(b + 8, s->sku);
+    allot_put_u64(b + 16, s->units);
+    return XXH3_64bits(b, sizeof b);
+}
+
+static inline uint64_t inv_slots_total(const inv_t *t)
+{
+    return ((uint64_t)1 << t->shard_bits) * t->shard_cap;
+}
+
+uint64_t engine_digest(const engine_t *e)
+{
+    uint64_t sku_sum = 0, order_sum = 0, limit_sum = 0;
+    for (uint64_t i = 0; i < inv_slots_total(&e->inv); i++)
+        if (e->inv.slots[i].sku)
+            sku_sum += sku_entry_hash(&e->inv.slots[i]);
+    const orders_t *o = &e->orders;
+    for (uint64_t i = 0; i <= o->index_mask; i++)
+        if (o->index[i].id)
+            order_sum += order_entry_hash(o, &o->recs[o->index[i].rec]);
+    for (uint64_t i = 0; i <= e->limits.mask; i++)
+        if (e->limits.slots[i].sku)
+            limit_sum += limit_entry_hash(&e->limits.slots[i]);
+
+    /* Ordered: each entry's hash is seeded with the one before. */
+    uint64_t ring_hash = 0;
+    for (uint32_t k = 0; k < o->ring_len; k++) {
+        const retire_ent_t *ent = &o->ring[(o->ring_head + k) % o->ring_cap];
+        uint8_t b[16];
+        allot_put_u64(b, o->recs[ent->rec].id);
+        allot_put_u64(b + 8, ent->terminal_ms);
+        ring_hash = XXH3_64bits_withSeed(b, sizeof b, ring_hash);
+    }
+
+    uint8_t h[64];
+    allot_put_u64(h + 0, e->inv.count);
+    allot_put_u64(h + 8, sku_sum);
+    allot_put_u64(h + 16, o->count);
+    allot_put_u64(h + 24, order_sum);
+    allot_put_u64(h + 32, e->limits.count);
+    allot_put_u64(h + 40, limit_sum);
+    allot_put_u64(h + 48, o->ring_len);
+    allot_put_u64(h + 56, ring_hash);
+    return XXH3_64bits(h, sizeof h);
+}
+
+void engine_stats(const engine_t *e, eng_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->seq = e->seq;
+    out->now_ms = e->now_ms;
+    out->skus = e->inv.count;
+    out->orders = e->orders.count;
+    out->orders_live = e->orders.live;
+    out->limit_entries = e->limits.count;
+    out->holds_expired = e->holds_expired;
+    out->lines_used = e->orders.lines_used;
+    out->skus_max = e->cfg.skus_max;
+    out->orders_max = e->cfg.orders_max;
+}
+
+void engine_each_sku(const engine_t *e, void (*fn)(void *ctx, const eng_sku_view_t *v), void *ctx)
+{
+    for (uint64_t i = 0; i < inv_slots_total(&e->inv); i++) {
+        const sku_slot_t *s = &e->inv.slots[i];
+        if (!s->sku)
+            continue;
+        eng_sku_view_t v = {.sku = s->sku, .on_hand = s->on_hand, .allocated = s->allocated,
+                            .limit = s->limit, .reorder_point = s->reorder_point};
+        fn(ctx, &v);
+    }
+}
+
+static void order_view(const orders_t *o, const order_rec_t *r, eng_order_view_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->id = r->id;
+    v->customer = r->customer;
+    v->placed_ms = r->placed_ms;
+    v->deadline_ms = r->deadline_ms;
+    v->content_hash = r->content_hash;
+    v->state = r->state;
+    v->policy = r->policy;
+    v->line_count = r->line_count;
+    v->lines = orders_lines(o, r);
+}
+
+void engine_each_order(const engine_t *e, void (*fn)(void *ctx, const eng_order_view_t *v),
+                       void *ctx)
+{
+    const orders_t *o = &e->orders;
+    for (uint64_t i = 0; i <= o->index_mask; i++) {
+        if (!o->index[i].id)
+            continue;
+        eng_order_view_t v;
+        order_view(o, &o->recs[o->index[i].rec], &v);
+        fn(ctx, &v);
+    }
+}
+
+#define CHECK_FAIL(...)                                                       \
+    do {                                                                      \
+        if (why)                                                              \
+            snprintf(why, why_len, __VA_ARGS__);                              \
+        rc = -EILSEQ;                                                         \
+        goto out;                                                             \
+    } while (0)
+
+/* Recomputes every SKU's allocation from the live orders and compares. */
+int engine_check(const engine_t *e, char *why, size_t why_len)
+{
+    int rc = 0;
+    const orders_t *o = &e->orders;
+    uint64_t nslots = inv_slots_total(&e->inv);
+    uint64_t *alloc = calloc(nslots ? nslots : 1, sizeof *alloc);
+    if (!alloc)
+        return -ENOMEM;
+    uint64_t live = 0;
+    for (uint64_t i = 0; i <= o->index_mask; i++) {
+        if (!o->index[i].id)
+            continue;
+        const order_rec_t *r = &o->recs[o->index[i].rec];
+        if (r->id != o->index[i].id)
+            CHECK_FAIL("order index points at the wrong record for %llu",
+                       (unsigned long long)o->index[i].id);
+        if (!state_is_live(r->state))
+            continue;
+        live++;
+        const eng_line_t *lines = orders_lines(o, r);
+        for (uint32_t k = 0; k < r->line_count; k++) {
+            if (lines[k].allocated == 0)
+                continue;
+            if (lines[k].allocated > lines[k].qty)
+                CHECK_FAIL("order %llu line %u allocates more than requested",
+                           (unsigned long long)r->id, k);
+            const sku_slot_t *s = inv_find(&e->inv, lines[k].sku, hash_u64(lines[k].sku));
+            if (!s)
+                CHECK_FAIL("order %llu holds unknown sku %llu", (unsigned long long)r->id,
+                           (unsigned long long)lines[k].sku);
+            alloc[s - e->inv.slots] += lines[k].allocated;
+            if (r->limit_mask & (UINT64_C(1) << k)) {
+                if (limits_get(&e->limits, r->customer, lines[k].sku) < lines[k].allocated)
+                    CHECK_FAIL("limit count of customer %llu sku %llu below its orders",
+                               (unsigned long long)r->customer,
+                               (unsigned long long)lines[k].sku);
+            }
+        }
+    }
+    if (live != o->live)
+        CHECK_FAIL("live order count %u, found %llu", o->live, (unsigned long long)live);
+    for (uint64_t i = 0; i < nslots; i++) {
+        const sku_slot_t *s = &e->inv.slots[i];
+        if (!s->sku)
+            continue;
+        if (s->allocated > s->on_hand)
+            CHECK_FAIL("oversell: sku %llu allocated %llu > on_hand %llu",
+                       (unsigned long long)s->sku, (unsigned long long)s->allocated,
+                       (unsigned long long)s->on_hand);
+        if (s->allocated != alloc[i])
+            CHECK_FAIL("sku %llu allocated %llu but its orders hold %llu",
+                       (unsigned long long)s->sku, (unsigned long long)s->allocated,
+                       (unsigned long long)alloc[i]);
+    }
+out:
+    free(alloc);
+    return rc;
+}

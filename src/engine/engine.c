@@ -1,0 +1,883 @@
+/*
+ * Engine operations.
+ *
+ * Each mutation is split in two: a decision (validate, look up, compute
+ * what to allocate; changes nothing) and a commit (apply a decided effect,
+ * asserting the invariants). The live path decides then commits; replay
+ * checks a journaled effect against the current state and commits it with
+ * the same code. That is why replay rebuilds exactly the live state even if
+ * the allocation rules change in a later version: the journal holds what
+ * was decided, not what was asked.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+#define PREFETCH_AHEAD 8u
+
+static const char *const record_names[REC_TYPE_COUNT] = {
+    [REC_SKU_SET] = "SKU_SET", [REC_RESTOCK] = "RESTOCK", [REC_ADJUST] = "ADJUST",
+    [REC_PLACE] = "PLACE",     [REC_CONFIRM] = "CONFIRM", [REC_CANCEL] = "CANCEL",
+    [REC_FULFILL] = "FULFILL", [REC_EXPIRE] = "EXPIRE",   [REC_RETIRE] = "RETIRE",
+    [REC_EXTEND] = "EXTEND",
+};
+
+const char *eng_record_type_name(unsigned type)
+{
+    if (type < REC_TYPE_COUNT && record_names[type])
+        return record_names[type];
+    return "UNKNOWN";
+}
+
+void engine_config_default(engine_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->skus_max = SKUS_MAX_DEFAULT;
+    cfg->shards = SHARDS_DEFAULT;
+    cfg->orders_max = ORDERS_MAX_DEFAULT;
+    cfg->limits_max = LIMITS_MAX_DEFAULT;
+    cfg->retain_max = RETAIN_MAX_DEFAULT;
+    cfg->retain_ms = RETAIN_MS_DEFAULT;
+    cfg->hold_max_ms = HOLD_MAX_MS_DEFAULT;
+}
+
+int engine_init(engine_t **out, const engine_config_t *cfg_in)
+{
+    *out = NULL;
+    engine_config_t cfg = *cfg_in;
+    if (cfg.shards == 0)
+        cfg.shards = SHARDS_DEFAULT;
+    if (cfg.lines_max == 0)
+        cfg.lines_max = cfg.orders_max > UINT32_MAX / 2 ? UINT32_MAX : cfg.orders_max * 2;
+    if (cfg.retain_max > cfg.orders_max)
+        cfg.retain_max = cfg.orders_max;
+    if (cfg.hold_max_ms == 0 || cfg.hold_max_ms > UINT32_MAX)
+        return -EINVAL;
+    engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    e->cfg = cfg;
+    int rc = inv_init(&e->inv, cfg.skus_max, cfg.shards);
+    if (rc == 0)
+        rc = orders_init(&e->orders, cfg.orders_max, cfg.lines_max, cfg.retain_max);
+    if (rc == 0)
+        rc = limits_init(&e->limits, cfg.limits_max);
+    if (rc != 0) {
+        engine_deinit(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void engine_deinit(engine_t *e)
+{
+    if (!e)
+        return;
+    inv_deinit(&e->inv);
+    orders_deinit(&e->orders);
+    limits_deinit(&e->limits);
+    free(e);
+}
+
+void engine_set_sink(engine_t *e, const eng_sink_t *sink)
+{
+    if (sink)
+        e->sink = *sink;
+    else
+        memset(&e->sink, 0, sizeof e->sink);
+}
+
+uint64_t engine_seq(const engine_t *e) { return e->seq; }
+uint64_t engine_now(const engine_t *e) { return e->now_ms; }
+void engine_set_seq(engine_t *e, uint64_t seq) { e->seq = seq; }
+void engine_set_now(engine_t *e, uint64_t now_ms)
+{
+    if (now_ms > e->now_ms)
+        e->now_ms = now_ms;
+}
+
+/* Numbers the mutation that just took effect and hands it to the journal.
+ * The sequence number is drawn here, by the only thread that mutates, right
+ * after the change: numbering order is effect order. */
+static void emit(engine_t *e, eng_record_t *rec)
+{
+    rec->seq = ++e->seq;
+    rec->time_ms = e->now_ms;
+    if (e->sink.record)
+        e->sink.record(e->sink.ctx, rec);
+}
+
+/* ---- SKU operations -------------------------------------------------------- */
+
+static void sku_out(eng_op_t *op, const sku_slot_t *s)
+{
+    op->out_on_hand = s->on_hand;
+    op->out_allocated = s->allocated;
+    op->out_limit = s->limit;
+    op->out_reorder_point = s->reorder_point;
+    op->out_backorder_orders = s->backorder_orders;
+    op->out_backorder_units = s->backorder_units;
+}
+
+static void op_sku_set(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    if (op->id == 0 || op->amount > UNITS_MAX || op->location != 0 || op->bad_reserved) {
+        op->result = ALLOT_INVALID_ARGUMENT;
+        return;
+    }
+    bool created;
+    sku_slot_t *s = inv_upsert(&e->inv, op->id, h, &created);
+    if (!s) {
+        op->result = ALLOT_CAPACITY;
+        return;
+    }
+    if (op->amount < s->allocated) {
+        /* Setting on_hand below what is promised would oversell. */
+        op->result = ALLOT_INSUFFICIENT_STOCK;
+        sku_out(op, s);
+        return;
+    }
+    s->on_hand = op->amount;
+    s->limit = op->limit;
+    s->reorder_point = op->reorder_point;
+    eng_record_t rec = {.type = REC_SKU_SET, .id = op->id, .amount = op->amount,
+                        .limit = op->limit, .reorder_point = op->reorder_point};
+    emit(e, &rec);
+    op->result = ALLOT_OK;
+    sku_out(op, s);
+}
+
+static void op_restock(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    if (op->id == 0 || op->amount == 0 || op->amount > UNITS_MAX || op->location != 0 ||
+        op->bad_reserved) {
+        op->result = ALLOT_INVALID_ARGUMENT;
+        return;
+    }
+    sku_slot_t *s = inv_find(&e->inv, op->id, h);
+    if (!s) {
+        op->result = ALLOT_UNKNOWN_SKU;
+        return;
+    }
+    if (s->on_hand + op->amount > UNITS_MAX) {
+        op->result = ALLOT_INVALID_ARGUMENT;
+        sku_out(op, s);
+        return;
+    }
+    s->on_hand += op->amount;
+    eng_record_t rec = {.type = REC_RESTOCK, .id = op->id, .amount = op->amount};
+    emit(e, &rec);
+    op->result = ALLOT_OK;
+    sku_out(op, s);
+}
+
+static void op_adjust(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    int64_t delta = (int64_t)op->amount;
+    uint64_t mag = delta < 0 ? (uint64_t)0 - op->amount : op->amount;
+    if (op->id == 0 || delta == 0 || mag > UNITS_MAX || op->location != 0 ||
+        op->bad_reserved) {
+        op->result = ALLOT_INVALID_ARGUMENT;
+        return;
+    }
+    sku_slot_t *s = inv_find(&e->inv, op->id, h);
+    if (!s) {
+        op->result = ALLOT_UNKNOWN_SKU;
+        return;
+    }
+    if (delta < 0 && s->on_hand - s->allocated < mag) {
+        /* Shrinkage cannot take units that are promised to orders. */
+        op->result = ALLOT_INSUFFICIENT_STOCK;
+        sku_out(op, s);
+        return;
+    }
+    if (delta > 0 && s->on_hand + mag > UNITS_MAX) {
+        op->result = ALLOT_INVALID_ARGUMENT;
+        sku_out(op, s);
+        return;
+    }
+    s->on_hand = delta < 0 ? s->on_hand - mag : s->on_hand + mag;
+    eng_record_t rec = {.type = REC_ADJUST, .id = op->id, .amount = op->amount};
+    emit(e, &rec);
+    op->result = ALLOT_OK;
+    sku_out(op, s);
+}
+
+static void op_sku_get(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    const sku_slot_t *s = op->id ? inv_find(&e->inv, op->id, h) : NULL;
+    if (!s) {
+        op->result = op->id ? ALLOT_UNKNOWN_SKU : ALLOT_INVALID_ARGUMENT;
+        return;
+    }
+    op->result = ALLOT_OK;
+    sku_out(op, s);
+}
+
+/* ---- order state changes (shared by live and replay) ---------------------- */
+
+/* Gives back the units an order holds: they return to available, and to the
+ * customer's limit allowance. */
+static void release_units(engine_t *e, const order_rec_t *r, bool shipped)
+{
+    const eng_line_t *lines = orders_lines(&e->orders, r);
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        uint32_t a = lines[i].allocated;
+        if (a == 0)
+            continue;
+        sku_slot_t *s = inv_find(&e->inv, lines[i].sku, hash_u64(lines[i].sku));
+        VERIFY(s && s->allocated >= a);
+        s->allocated -= a;
+        if (shipped) {
+            VERIFY(s->on_hand >= a);
+            s->on_hand -= a;
+        } else if (r->limit_mask & (UINT64_C(1) << i)) {
+            limits_sub(&e->limits, r->customer, lines[i].sku, a);
+        }
+        VERIFY(s->allocated <= s->on_hand);
+    }
+}
+
+static void retire_one(engine_t *e)
+{
+    orders_t *o = &e->orders;
+    VERIFY(o->ring_len > 0);
+    retire_ent_t *ent = &o->ring[o->ring_head];
+    order_rec_t *r = &o->recs[ent->rec];
+    VERIFY(state_is_terminal(r->state));
+    orders_remove(o, r);
+    o->ring_head = (o->ring_head + 1) % o->ring_cap;
+    o->ring_len--;
+}
+
+/* A terminal order stays known for retries until the retention window
+ * (count or age) pushes it out. */
+static void become_terminal(engine_t *e, order_rec_t *r, uint8_t state)
+{
+    orders_t *o = &e->orders;
+    VERIFY(state_is_live(r->state) && state_is_terminal(state));
+    if (r->heap_pos != NONE32)
+        heap_remove(o, r);
+    r->state = state;
+    o->live--;
+    if (o->ring_len == o->ring_cap)
+        retire_one(e);
+    uint32_t tail = (o->ring_head + o->ring_len) % o->ring_cap;
+    o->ring[tail].terminal_ms = e->now_ms;
+    o->ring[tail].rec = orders_rec_index(o, r);
+    o->ring_len++;
+}
+
+static void expire_order(engine_t *e, order_rec_t *r)
+{
+    VERIFY(r->state == ALLOT_STATE_HELD);
+    release_units(e, r, false);
+    become_terminal(e, r, ALLOT_STATE_EXPIRED);
+    e->holds_expired++;
+    eng_record_t rec = {.type = REC_EXPIRE, .id = r->id};
+    emit(e, &rec);
+}
+
+/* An order whose hold deadline has passed is expired the moment anything
+ * touches it, even if the expiry step has not reached it yet. */
+static void touch(engine_t *e, order_rec_t *r)
+{
+    if (r->state == ALLOT_STATE_HELD && r->deadline_ms <= e->now_ms)
+        expire_order(e, r);
+}
+
+static void order_out(eng_op_t *op, const order_rec_t *r)
+{
+    op->state = r->state;
+    op->out_deadline_ms = r->state == ALLOT_STATE_HELD ? r->deadline_ms : 0;
+}
+
+/* ---- PLACE ---------------------------------------------------------------- */
+
+static bool place_valid(const engine_t *e, const eng_op_t *op)
+{
+    if (op->id == 0 || op->line_count == 0 || op->line_count > ALLOT_LINES_MAX ||
+        op->bad_reserved || op->place_flags != 0 || op->max_wait_ms != 0 ||
+        op->ms > e->cfg.hold_max_ms)
+        return false;
+    if (op->policy != ALLOT_POLICY_ALL_OR_NOTHING && op->policy != ALLOT_POLICY_PARTIAL)
+        return false;
+    for (uint32_t i = 0; i < op->line_count; i++) {
+        if (op->lines[i].sku == 0 || op->lines[i].qty == 0)
+            return false;
+        for (uint32_t j = 0; j < i; j++)
+            if (op->lines[j].sku == op->lines[i].sku)
+                return false;
+    }
+    return true;
+}
+
+/* Identifies a PLACE request for idempotency: a retry must match it. */
+static uint64_t place_content_hash(const eng_op_t *op)
+{
+    uint8_t buf[32 + ALLOT_LINES_MAX * 12];
+    size_t n = 0;
+    allot_put_u64(buf + n, op->customer), n += 8;
+    allot_put_u32(buf + n, op->ms), n += 4;
+    allot_put_u32(buf + n, op->max_wait_ms), n += 4;
+    allot_put_u16(buf + n, op->place_flags), n += 2;
+    buf[n++] = op->policy;
+    buf[n++] = op->line_count;
+    for (uint32_t i = 0; i < op->line_count; i++) {
+        allot_put_u64(buf + n, op->lines[i].sku), n += 8;
+        allot_put_u32(buf + n, op->lines[i].qty), n += 4;
+    }
+    return XXH3_64bits(buf, n);
+}
+
+static void place_replay(engine_t *e, eng_op_t *op, order_rec_t *r, uint64_t content)
+{
+    if (r->content_hash != content) {
+        op->result = ALLOT_ORDER_ID_CONFLICT;
+        order_out(op, r);
+        return;
+    }
+    touch(e, r);
+    const eng_line_t *lines = orders_lines(&e->orders, r);
+    for (uint32_t i = 0; i < r->line_count; i++)
+        op->lines[i].allocated = lines[i].allocated;
+    op->result = ALLOT_OK;
+    op->flags |= ALLOT_FLAG_REPLAY;
+    order_out(op, r);
+}
+
+/* Decides the allocation of every line; changes nothing. Returns OK or the
+ * rejection. slots[i] is the line's SKU (NULL when unknown). */
+static uint8_t place_decide(engine_t *e, eng_op_t *op, sku_slot_t **slots, uint64_t h0)
+{
+    bool partial = op->policy == ALLOT_POLICY_PARTIAL;
+    uint8_t first_reason = ALLOT_OK;
+    bool any = false;
+    for (uint32_t i = 0; i < op->line_count; i++) {
+        eng_line_t *l = &op->lines[i];
+        uint64_t h = i == 0 ? h0 : hash_u64(l->sku);
+        sku_slot_t *s = slots[i] = inv_find(&e->inv, l->sku, h);
+        uint8_t reason = ALLOT_OK;
+        uint64_t want = l->qty;
+        if (!s) {
+            reason = ALLOT_UNKNOWN_SKU;
+            want = 0;
+        } else if (s->limit != 0) {
+            uint64_t used = limits_get(&e->limits, op->customer, l->sku);
+            uint64_t room = s->limit > used ? s->limit - used : 0;
+            if (want > room) {
+                want = room;
+                reason = ALLOT_LIMIT_EXCEEDED;
+            }
+        }
+        uint64_t avail = s ? s->on_hand - s->allocated : 0;
+        if (s && want > avail) {
+            want = avail;
+            if (reason == ALLOT_OK)
+                reason = ALLOT_INSUFFICIENT_STOCK;
+        }
+        if (!partial && reason != ALLOT_OK)
+            return reason;
+        l->allocated = (uint32_t)want;
+        any |= want > 0;
+        if (want == 0 && first_reason == ALLOT_OK)
+            first_reason = reason;
+    }
+    return any ? ALLOT_OK : first_reason;
+}
+
+/* Room for a decided order: record, lines, and new limit entries. */
+static bool place_has_room(const engine_t *e, sku_slot_t *const *slots, uint32_t n,
+                           const eng_line_t *lines, uint64_t customer)
+{
+    if (!orders_has_room(&e->orders, n))
+        return false;
+    uint32_t new_entries = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (slots[i] && slots[i]->limit != 0 && lines[i].allocated != 0 &&
+            limits_get(&e->limits, customer, lines[i].sku) == 0)
+            new_entries++;
+    return e->limits.count + new_entries <= e->limits.count_max;
+}
+
+/* Stores an order whose allocation has been decided (live) or checked
+ * (replay), and takes its units. */
+static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *p,
+                                 sku_slot_t *const *slots)
+{
+    order_rec_t *r = orders_insert(&e->orders, pos, p->id, p->line_count);
+    r->customer = p->customer;
+    r->placed_ms = e->now_ms;
+    r->deadline_ms = p->deadline_ms;
+    r->content_hash = p->content_hash;
+    r->policy = p->policy;
+    r->state = p->deadline_ms ? ALLOT_STATE_HELD : ALLOT_STATE_CONFIRMED;
+    eng_line_t *lines = orders_lines(&e->orders, r);
+    for (uint32_t i = 0; i < p->line_count; i++) {
+        lines[i] = p->lines[i];
+        uint32_t a = lines[i].allocated;
+        if (a == 0)
+            continue;
+        sku_slot_t *s = slots[i];
+        VERIFY(s && s->on_hand - s->allocated >= a);
+        s->allocated += a;
+        if (s->limit != 0) {
+            VERIFY(limits_add(&e->limits, p->customer, lines[i].sku, a));
+            r->limit_mask |= UINT64_C(1) << i;
+        }
+    }
+    if (r->state == ALLOT_STATE_HELD)
+        heap_push(&e->orders, r);
+    e->orders.live++;
+    return r;
+}
+
+static void op_place(engine_t *e, eng_op_t *op, uint64_t h_order, uint64_t h_sku0)
+{
+    op->state = ALLOT_STATE_REJECTED;
+    if (!place_valid(e, op)) {
+        op->result = ALLOT_INVALID_ARGUMENT;
+        return;
+    }
+    uint64_t content = place_content_hash(op);
+    bool found;
+    uint64_t pos = orders_probe(&e->orders, op->id, h_order, &found);
+    if (found) {
+        place_replay(e, op, &e->orders.recs[e->orders.index[pos].rec], content);
+        return;
+    }
+    sku_slot_t *slots[ALLOT_LINES_MAX];
+    uint8_t result = place_decide(e, op, slots, h_sku0);
+    if (result == ALLOT_OK &&
+        !place_has_room(e, slots, op->line_count, op->lines, op->customer))
+        result = ALLOT_CAPACITY;
+    if (result != ALLOT_OK) {
+        /* A rejection stores nothing and changes nothing. */
+        for (uint32_t i = 0; i < op->line_count; i++)
+            op->lines[i].allocated = 0;
+        op->result = result;
+        return;
+    }
+    eng_record_t rec = {
+        .type = REC_PLACE, .id = op->id, .customer = op->customer, .policy = op->policy,
+        .line_count = op->line_count, .content_hash = content, .lines = op->lines,
+        .deadline_ms = op->ms ? e->now_ms + op->ms : 0,
+    };
+    order_rec_t *r = place_commit(e, pos, &rec, slots);
+    emit(e, &rec);
+    op->result = ALLOT_OK;
+    order_out(op, r);
+}
+
+/* ---- CONFIRM, CANCEL, FULFILL, EXTEND ------------------------------------- */
+
+static order_rec_t *order_lookup(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    order_rec_t *r = op->id ? orders_find(&e->orders, op->id, h) : NULL;
+    if (!r) {
+        op->result = op->id ? ALLOT_UNKNOWN_ORDER : ALLOT_INVALID_ARGUMENT;
+        op->state = ALLOT_STATE_NONE;
+        return NULL;
+    }
+    touch(e, r);
+    return r;
+}
+
+static void confirm_commit(engine_t *e, order_rec_t *r)
+{
+    VERIFY(r->state == ALLOT_STATE_HELD);
+    heap_remove(&e->orders, r);
+    r->state = ALLOT_STATE_CONFIRMED;
+    r->deadline_ms = 0;
+}
+
+static void op_confirm(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    order_rec_t *r = order_lookup(e, op, h);
+    if (!r)
+        return;
+    if (r->state == ALLOT_STATE_CONFIRMED) {
+        op->result = ALLOT_OK;
+        op->flags |= ALLOT_FLAG_REPLAY;
+    } else if (r->state != ALLOT_STATE_HELD) {
+        op->result = ALLOT_INVALID_STATE;
+    } else {
+        confirm_commit(e, r);
+        eng_record_t rec = {.type = REC_CONFIRM, .id = r->id};
+        emit(e, &rec);
+        op->result = ALLOT_OK;
+    }
+    order_out(op, r);
+}
+
+static void op_cancel(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    order_rec_t *r = order_lookup(e, op, h);
+    if (!r)
+        return;
+    if (r->state == ALLOT_STATE_CANCELLED) {
+        op->result = ALLOT_OK;
+        op->flags |= ALLOT_FLAG_REPLAY;
+    } else if (!state_is_live(r->state)) {
+        op->result = ALLOT_INVALID_STATE;
+    } else {
+        release_units(e, r, false);
+        become_terminal(e, r, ALLOT_STATE_CANCELLED);
+        eng_record_t rec = {.type = REC_CANCEL, .id = r->id};
+        emit(e, &rec);
+        op->result = ALLOT_OK;
+    }
+    order_out(op, r);
+}
+
+static void op_fulfill(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    order_rec_t *r = order_lookup(e, op, h);
+    if (!r)
+        return;
+    if (r->state == ALLOT_STATE_FULFILLED) {
+        op->result = ALLOT_OK;
+        op->flags |= ALLOT_FLAG_REPLAY;
+    } else if (r->state != ALLOT_STATE_CONFIRMED) {
+        op->result = ALLOT_INVALID_STATE;
+    } else {
+        release_units(e, r, true);
+        become_terminal(e, r, ALLOT_STATE_FULFILLED);
+        eng_record_t rec = {.type = REC_FULFILL, .id = r->id};
+        emit(e, &rec);
+        op->result = ALLOT_OK;
+    }
+    order_out(op, r);
+}
+
+static void extend_commit(engine_t *e, order_rec_t *r, uint64_t deadline_ms)
+{
+    VERIFY(r->state == ALLOT_STATE_HELD && deadline_ms > e->now_ms);
+    r->deadline_ms = deadline_ms;
+    heap_update(&e->orders, r);
+}
+
+static void op_extend(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    if (op->ms == 0 || op->bad_reserved) {
+        op->result = ALLOT_INVALID_ARGUMENT;
+        return;
+    }
+    order_rec_t *r = order_lookup(e, op, h);
+    if (!r)
+        return;
+    if (r->state != ALLOT_STATE_HELD) {
+        op->result = ALLOT_INVALID_STATE;
+        order_out(op, r);
+        return;
+    }
+    uint64_t cap = r->placed_ms + e->cfg.hold_max_ms;
+    uint64_t deadline = e->now_ms + op->ms;
+    if (deadline > cap)
+        deadline = cap;
+    if (deadline <= e->now_ms) {
+        /* Already at the hold maximum: nothing left to extend into. */
+        op->result = ALLOT_INVALID_STATE;
+        order_out(op, r);
+        return;
+    }
+    extend_commit(e, r, deadline);
+    eng_record_t rec = {.type = REC_EXTEND, .id = r->id, .deadline_ms = deadline};
+    emit(e, &rec);
+    op->result = ALLOT_OK;
+    order_out(op, r);
+}
+
+static void op_order_get(engine_t *e, eng_op_t *op, uint64_t h)
+{
+    const order_rec_t *r = op->id ? orders_find(&e->orders, op->id, h) : NULL;
+    if (!r) {
+        op->result = op->id ? ALLOT_UNKNOWN_ORDER : ALLOT_INVALID_ARGUMENT;
+        op->state = ALLOT_STATE_NONE;
+        op->line_count = 0;
+        return;
+    }
+    op->result = ALLOT_OK;
+    op->state = r->state;
+    op->out_policy = r->policy;
+    op->out_customer = r->customer;
+    op->out_placed_ms = r->placed_ms;
+    op->out_deadline_ms = r->deadline_ms;
+    op->line_count = r->line_count;
+    if (op->lines)
+        memcpy(op->lines, orders_lines(&e->orders, r), r->line_count * sizeof(eng_line_t));
+}
+
+/* ---- expiry and retention ------------------------------------------------- */
+
+static uint32_t expire_holds(engine_t *e, uint32_t max)
+{
+    uint32_t n = 0;
+    order_rec_t *r;
+    while (n < max && (r = heap_top(&e->orders)) && r->deadline_ms <= e->now_ms) {
+        expire_order(e, r);
+        n++;
+    }
+    return n;
+}
+
+uint32_t engine_expire(engine_t *e, uint64_t now_ms, uint32_t max)
+{
+    engine_set_now(e, now_ms);
+    uint32_t expired = expire_holds(e, max);
+    orders_t *o = &e->orders;
+    uint32_t retired = 0;
+    while (retired < max && o->ring_len > 0 &&
+           o->ring[o->ring_head].terminal_ms + e->cfg.retain_ms <= e->now_ms) {
+        retire_one(e);
+        retired++;
+    }
+    if (retired > 0) {
+        eng_record_t rec = {.type = REC_RETIRE, .count = retired};
+        emit(e, &rec);
+    }
+    return expired;
+}
+
+uint64_t engine_next_deadline(const engine_t *e)
+{
+    const order_rec_t *r = heap_top(&e->orders);
+    return r ? r->deadline_ms : UINT64_MAX;
+}
+
+/* ---- apply ---------------------------------------------------------------- */
+
+static bool op_keyed_by_order(uint16_t opcode)
+{
+    return opcode == ALLOT_OP_PLACE || opcode == ALLOT_OP_CONFIRM ||
+           opcode == ALLOT_OP_CANCEL || opcode == ALLOT_OP_FULFILL ||
+           opcode == ALLOT_OP_EXTEND || opcode == ALLOT_OP_ORDER_GET;
+}
+
+/* Starts the cache misses of an op well before it runs. */
+static void prefetch_op(const engine_t *e, const eng_op_t *op, uint64_t *h_key, uint64_t *h_sku)
+{
+    *h_sku = 0;
+    if (op_keyed_by_order(op->opcode)) {
+        *h_key = hash_u64(op->id);
+        __builtin_prefetch(&e->orders.index[*h_key & e->orders.index_mask]);
+        if (op->opcode == ALLOT_OP_PLACE && op->line_count > 0 && op->lines) {
+            *h_sku = hash_u64(op->lines[0].sku);
+            __builtin_prefetch(inv_home(&e->inv, *h_sku));
+        }
+    } else {
+        *h_key = hash_u64(op->id);
+        __builtin_prefetch(inv_home(&e->inv, *h_key));
+    }
+}
+
+static void apply_one(engine_t *e, eng_op_t *op, uint64_t h, uint64_t h_sku)
+{
+    op->flags = 0;
+    switch (op->opcode) {
+    case ALLOT_OP_SKU_SET: op_sku_set(e, op, h); break;
+    case ALLOT_OP_RESTOCK: op_restock(e, op, h); break;
+    case ALLOT_OP_ADJUST: op_adjust(e, op, h); break;
+    case ALLOT_OP_PLACE: op_place(e, op, h, h_sku); break;
+    case ALLOT_OP_CONFIRM: op_confirm(e, op, h); break;
+    case ALLOT_OP_EXTEND: op_extend(e, op, h); break;
+    case ALLOT_OP_CANCEL: op_cancel(e, op, h); break;
+    case ALLOT_OP_FULFILL: op_fulfill(e, op, h); break;
+    case ALLOT_OP_ORDER_GET: op_order_get(e, op, h); break;
+    case ALLOT_OP_SKU_GET: op_sku_get(e, op, h); break;
+    default: op->result = ALLOT_INVALID_ARGUMENT; break;
+    }
+    op->seq = e->seq;
+}
+
+void engine_apply(engine_t *e, eng_op_t *ops, size_t n, uint64_t now_ms)
+{
+    engine_set_now(e, now_ms);
+    /* Stock held by lapsed holds goes back before new orders are decided. */
+    expire_holds(e, EXPIRE_PER_STEP_MAX);
+    uint64_t hk[PREFETCH_AHEAD], hs[PREFETCH_AHEAD];
+    size_t pre = n < PREFETCH_AHEAD ? n : PREFETCH_AHEAD;
+    for (size_t i = 0; i < pre; i++)
+        prefetch_op(e, &ops[i], &hk[i], &hs[i]);
+    for (size_t i = 0; i < n; i++) {
+        size_t slot = i % PREFETCH_AHEAD;
+        uint64_t h = hk[slot], h_sku = hs[slot];
+        if (i + PREFETCH_AHEAD < n)
+            prefetch_op(e, &ops[i + PREFETCH_AHEAD], &hk[slot], &hs[slot]);
+        apply_one(e, &ops[i], h, h_sku);
+    }
+}
+
+/* ---- replay ---------------------------------------------------------------- */
+
+#define REPLAY_FAIL(...)                                                      \
+    do {                                                                      \
+        if (why)                                                              \
+            snprintf(why, why_len, __VA_ARGS__);                              \
+        return -EILSEQ;                                                       \
+    } while (0)
+
+static int replay_sku_op(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)
+{
+    static const uint16_t opcodes[] = {[REC_SKU_SET] = ALLOT_OP_SKU_SET,
+                                       [REC_RESTOCK] = ALLOT_OP_RESTOCK,
+                                       [REC_ADJUST] = ALLOT_OP_ADJUST};
+    eng_op_t op = {.opcode = opcodes[rec->type], .id = rec->id, .amount = rec->amount,
+                   .limit = rec->limit, .reorder_point = rec->reorder_point};
+    uint64_t h = hash_u64(rec->id);
+    apply_one(e, &op, h, 0);
+    if (op.result != ALLOT_OK)
+        REPLAY_FAIL("%s of sku %llu refused: %s", eng_record_type_name(rec->type),
+                    (unsigned long long)rec->id, allot_result_name(op.result));
+    return 0;
+}
+
+static int replay_place(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)
+{
+    uint32_t n = rec->line_count;
+    if (rec->id == 0 || n == 0 || n > ALLOT_LINES_MAX || !rec->lines ||
+        rec->policy >= ALLOT_POLICY_BACKORDER)
+        REPLAY_FAIL("PLACE of order %llu is malformed", (unsigned long long)rec->id);
+    if (rec->deadline_ms != 0 && rec->deadline_ms <= e->now_ms)
+        REPLAY_FAIL("PLACE of order %llu has a deadline in the past",
+                    (unsigned long long)rec->id);
+    bool found;
+    uint64_t pos = orders_probe(&e->orders, rec->id, hash_u64(rec->id), &found);
+    if (found)
+        REPLAY_FAIL("PLACE of order %llu, which exists", (unsigned long long)rec->id);
+    sku_slot_t *slots[ALLOT_LINES_MAX];
+    bool any = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const eng_line_t *l = &rec->lines[i];
+        for (uint32_t j = 0; j < i; j++)
+            if (rec->lines[j].sku == l->sku)
+                REPLAY_FAIL("PLACE of order %llu names sku %llu twice",
+                            (unsigned long long)rec->id, (unsigned long long)l->sku);
+        slots[i] = l->sku ? inv_find(&e->inv, l->sku, hash_u64(l->sku)) : NULL;
+        if (l->qty == 0 || l->allocated > l->qty)
+            REPLAY_FAIL("PLACE of order %llu line %u allocates %u of %u",
+                        (unsigned long long)rec->id, i, l->allocated, l->qty);
+        if (rec->policy == ALLOT_POLICY_ALL_OR_NOTHING && l->allocated != l->qty)
+            REPLAY_FAIL("PLACE of order %llu is all-or-nothing but line %u is partial",
+                        (unsigned long long)rec->id, i);
+        if (l->allocated == 0)
+            continue;
+        any = true;
+        sku_slot_t *s = slots[i];
+        if (!s)
+            REPLAY_FAIL("PLACE of order %llu allocates unknown sku %llu",
+                        (unsigned long long)rec->id, (unsigned long long)l->sku);
+        if (s->on_hand - s->allocated < l->allocated)
+            REPLAY_FAIL("oversell: order %llu takes %u of sku %llu with %llu available",
+                        (unsigned long long)rec->id, l->allocated, (unsigned long long)l->sku,
+                        (unsigned long long)(s->on_hand - s->allocated));
+        if (s->limit != 0 &&
+            limits_get(&e->limits, rec->customer, l->sku) + l->allocated > s->limit)
+            REPLAY_FAIL("limit: customer %llu passes %u units of sku %llu",
+                        (unsigned long long)rec->customer, s->limit,
+                        (unsigned long long)l->sku);
+    }
+    if (!any)
+        REPLAY_FAIL("PLACE of order %llu allocates nothing", (unsigned long long)rec->id);
+    if (!place_has_room(e, slots, n, rec->lines, rec->customer))
+        REPLAY_FAIL("no room for order %llu (tables smaller than the journal's)",
+                    (unsigned long long)rec->id);
+    place_commit(e, pos, rec, slots);
+    e->seq++;
+    return 0;
+}
+
+static int replay_order_op(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)
+{
+    order_rec_t *r = rec->id ? orders_find(&e->orders, rec->id, hash_u64(rec->id)) : NULL;
+    if (!r)
+        REPLAY_FAIL("%s of unknown order %llu", eng_record_type_name(rec->type),
+                    (unsigned long long)rec->id);
+    bool lapsed = r->state == ALLOT_STATE_HELD && r->deadline_ms <= e->now_ms;
+    const char *st = allot_state_name(r->state);
+    switch (rec->type) {
+    case REC_CONFIRM:
+        if (r->state != ALLOT_STATE_HELD || lapsed)
+            REPLAY_FAIL("CONFIRM of order %llu in state %s%s", (unsigned long long)r->id,
+                        st, lapsed ? " (hold lapsed)" : "");
+        confirm_commit(e, r);
+        break;
+    case REC_CANCEL:
+        if (!state_is_live(r->state) || lapsed)
+            REPLAY_FAIL("CANCEL of order %llu in state %s", (unsigned long long)r->id, st);
+        release_units(e, r, false);
+        become_terminal(e, r, ALLOT_STATE_CANCELLED);
+        break;
+    case REC_FULFILL:
+        if (r->state != ALLOT_STATE_CONFIRMED)
+            REPLAY_FAIL("FULFILL of order %llu in state %s", (unsigned long long)r->id, st);
+        release_units(e, r, true);
+        become_terminal(e, r, ALLOT_STATE_FULFILLED);
+        break;
+    case REC_EXPIRE:
+        if (r->state != ALLOT_STATE_HELD || !lapsed)
+            REPLAY_FAIL("EXPIRE of order %llu in state %s before its deadline",
+                        (unsigned long long)r->id, st);
+        release_units(e, r, false);
+        become_terminal(e, r, ALLOT_STATE_EXPIRED);
+        e->holds_expired++;
+        break;
+    case REC_EXTEND:
+        if (r->state != ALLOT_STATE_HELD || lapsed || rec->deadline_ms <= e->now_ms)
+            REPLAY_FAIL("EXTEND of order %llu in state %s", (unsigned long long)r->id, st);
+        extend_commit(e, r, rec->deadline_ms);
+        break;
+    default:
+        REPLAY_FAIL("record type %u is not an order operation", rec->type);
+    }
+    e->seq++;
+    return 0;
+}
+
+static int replay_retire(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)
+{
+    if (rec->count == 0 || rec->count > e->orders.ring_len)
+        REPLAY_FAIL("RETIRE of %u orders with %u retained", rec->count, e->orders.ring_len);
+    for (uint32_t i = 0; i < rec->count; i++)
+        retire_one(e);
+    e->seq++;
+    return 0;
+}
+
+int engine_replay(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)
+{
+    if (rec->seq != e->seq + 1)
+        REPLAY_FAIL("sequence %llu does not follow %llu", (unsigned long long)rec->seq,
+                    (unsigned long long)e->seq);
+    if (rec->time_ms < e->now_ms)
+        REPLAY_FAIL("time goes back from %llu to %llu", (unsigned long long)e->now_ms,
+                    (unsigned long long)rec->time_ms);
+    e->now_ms = rec->time_ms;
+    /* Replay applies journaled effects; it never journals them again. */
+    eng_sink_t sink = e->sink;
+    memset(&e->sink, 0, sizeof e->sink);
+    int rc;
+    switch (rec->type) {
+    case REC_SKU_SET:
+    case REC_RESTOCK:
+    case REC_ADJUST: rc = replay_sku_op(e, rec, why, why_len); break;
+    case REC_PLACE: rc = replay_place(e, rec, why, why_len); break;
+    case REC_RETIRE: rc = replay_retire(e, rec, why, why_len); break;
+    case REC_CONFIRM:
+    case REC_CANCEL:
+    case REC_FULFILL:
+    case REC_EXPIRE:
+    case REC_EXTEND: rc = replay_order_op(e, rec, why, why_len); break;
+    default:
+        e->sink = sink;
+        REPLAY_FAIL("unknown record type %u", rec->type);
+    }
+    e->sink = sink;
+    if (rc == 0)
+        VERIFY(e->seq == rec->seq);
+    return rc;
+}

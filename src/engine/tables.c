@@ -1,0 +1,427 @@
+/*
+ * The engine's fixed-capacity tables. Everything is allocated at init; no
+ * operation allocates. Open addressing with linear probing throughout:
+ * one probe sequence touches consecutive cache lines, and deletion (orders
+ * and limit counts only; SKUs are never deleted) shifts entries back so that
+ * no tombstones accumulate.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+static void *alloc_zeroed(size_t n, size_t size)
+{
+    if (n == 0)
+        n = 1;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n * size) != 0)
+        return NULL;
+    memset(p, 0, n * size);
+    return p;
+}
+
+static uint64_t pow2_at_least(uint64_t v)
+{
+    uint64_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+/* ---- inventory ----------------------------------------------------------- */
+
+int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards)
+{
+    memset(t, 0, sizeof *t);
+    if (skus_max == 0 || skus_max > SKUS_MAX_CEILING || shards == 0 ||
+        shards > SHARDS_MAX || (shards & (shards - 1)) != 0)
+        return -EINVAL;
+    /* Small tables get fewer shards: a shard must be large enough that the
+     * spread of a random hash cannot fill one long before the table. */
+    while (shards > 1 && skus_max / shards < 256)
+        shards >>= 1;
+    uint32_t bits = 0;
+    while ((1u << bits) < shards)
+        bits++;
+    uint64_t per = ((uint64_t)skus_max + shards - 1) / shards;
+    t->shard_bits = bits;
+    t->shard_cap = (uint32_t)(per * 10 / 7 + 16);
+    t->shard_fill_max = t->shard_cap - t->shard_cap / 16;
+    t->count_max = skus_max;
+    t->slots = alloc_zeroed((size_t)shards * t->shard_cap, sizeof(sku_slot_t));
+    t->shard_count = alloc_zeroed(shards, sizeof(uint32_t));
+    if (!t->slots || !t->shard_count) {
+        inv_deinit(t);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void inv_deinit(inv_t *t)
+{
+    free(t->slots);
+    free(t->shard_count);
+    memset(t, 0, sizeof *t);
+}
+
+sku_slot_t *inv_find(const inv_t *t, uint64_t sku, uint64_t h)
+{
+    sku_slot_t *s = inv_home(t, h);
+    uint64_t shard = t->shard_bits ? h >> (64 - t->shard_bits) : 0;
+    sku_slot_t *first = &t->slots[shard * t->shard_cap];
+    sku_slot_t *end = first + t->shard_cap;
+    for (uint32_t n = 0; n < t->shard_cap; n++) {
+        if (s->sku == sku)
+            return s;
+        if (s->sku == 0)
+            return NULL;
+        if (++s == end)
+            s = first;
+    }
+    return NULL;
+}
+
+sku_slot_t *inv_upsert(inv_t *t, uint64_t sku, uint64_t h, bool *created)
+{
+    *created = false;
+    uint64_t shard = t->shard_bits ? h >> (64 - t->shard_bits) : 0;
+    sku_slot_t *first = &t->slots[shard * t->shard_cap];
+    sku_slot_t *end = first + t->shard_cap;
+    sku_slot_t *s = inv_home(t, h);
+    for (uint32_t n = 0; n < t->shard_cap; n++) {
+        if (s->sku == sku)
+            return s;
+        if (s->sku == 0)
+            break;
+        if (++s == end)
+            s = first;
+    }
+    if (s->sku != 0 || t->count >= t->count_max ||
+        t->shard_count[shard] >= t->shard_fill_max)
+        return NULL;
+    s->sku = sku;
+    t->shard_count[shard]++;
+    t->count++;
+    *created = true;
+    return s;
+}
+
+/* ---- orders -------------------------------------------------------------- */
+
+int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t retain_max)
+{
+    memset(o, 0, sizeof *o);
+    if (orders_max == 0 || orders_max > ORDERS_MAX_CEILING || lines_max == 0 ||
+        retain_max == 0 || retain_max > orders_max)
+        return -EINVAL;
+    o->recs_max = orders_max;
+    o->free_rec = NONE32;
+    o->lines_max = lines_max;
+    for (int c = 0; c < LINE_CLASSES; c++)
+        o->free_block[c] = NONE32;
+    /* The index stays at most half full so probes stay short. */
+    uint64_t index_size = pow2_at_least((uint64_t)orders_max * 2);
+    o->index_mask = index_size - 1;
+    o->ring_cap = retain_max;
+    o->recs = alloc_zeroed(orders_max, sizeof(order_rec_t));
+    o->index = alloc_zeroed(index_size, sizeof(order_slot_t));
+    o->lines = alloc_zeroed(lines_max, sizeof(eng_line_t));
+    o->heap = alloc_zeroed(orders_max, sizeof(uint32_t));
+    o->ring = alloc_zeroed(retain_max, sizeof(retire_ent_t));
+    if (!o->recs || !o->index || !o->lines || !o->heap || !o->ring) {
+        orders_deinit(o);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void orders_deinit(orders_t *o)
+{
+    free(o->recs);
+    free(o->index);
+    free(o->lines);
+    free(o->heap);
+    free(o->ring);
+    memset(o, 0, sizeof *o);
+}
+
+uint64_t orders_probe(const orders_t *o, uint64_t id, uint64_t h, bool *found)
+{
+    uint64_t pos = h & o->index_mask;
+    for (;;) {
+        uint64_t cur = o->index[pos].id;
+        if (cur == id) {
+            *found = true;
+            return pos;
+        }
+        if (cur == 0) {
+            *found = false;
+            return pos;
+        }
+        pos = (pos + 1) & o->index_mask;
+    }
+}
+
+static uint32_t line_class(uint32_t n)
+{
+    uint32_t c = 0;
+    while ((1u << c) < n)
+        c++;
+    return c;
+}
+
+static bool lines_available(const orders_t *o, uint32_t n)
+{
+    uint32_t c = line_class(n);
+    return o->free_block[c] != NONE32 || o->lines_max - o->lines_top >= (1u << c);
+}
+
+static uint32_t lines_take(orders_t *o, uint32_t n)
+{
+    uint32_t c = line_class(n);
+    uint32_t ref = o->free_block[c];
+    if (ref != NONE32) {
+        /* A free block keeps the next free block's index in its first sku. */
+        o->free_block[c] = (uint32_t)o->lines[ref].sku;
+    } else {
+        VERIFY(o->lines_max - o->lines_top >= (1u << c));
+        ref = o->lines_top;
+        o->lines_top += 1u << c;
+    }
+    o->lines_used += n;
+    return ref;
+}
+
+static void lines_give(orders_t *o, uint32_t ref, uint32_t n)
+{
+    uint32_t c = line_class(n);
+    o->lines[ref].sku = o->free_block[c];
+    o->free_block[c] = ref;
+    o->lines_used -= n;
+}
+
+bool orders_has_room(const orders_t *o, uint32_t n)
+{
+    bool rec_room = o->free_rec != NONE32 || o->recs_top < o->recs_max;
+    return rec_room && lines_available(o, n);
+}
+
+order_rec_t *orders_insert(orders_t *o, uint64_t pos, uint64_t id, uint32_t n)
+{
+    uint32_t idx = o->free_rec;
+    if (idx != NONE32) {
+        o->free_rec = o->recs[idx].line_ref;
+    } else {
+        VERIFY(o->recs_top < o->recs_max);
+        idx = o->recs_top++;
+    }
+    order_rec_t *r = &o->recs[idx];
+    memset(r, 0, sizeof *r);
+    r->id = id;
+    r->line_count = (uint8_t)n;
+    r->line_ref = lines_take(o, n);
+    r->heap_pos = NONE32;
+    VERIFY(o->index[pos].id == 0);
+    o->index[pos].id = id;
+    o->index[pos].rec = idx;
+    o->count++;
+    return r;
+}
+
+void orders_remove(orders_t *o, order_rec_t *r)
+{
+    bool found;
+    uint64_t pos = orders_probe(o, r->id, hash_u64(r->id), &found);
+    VERIFY(found);
+    /* Backward-shift deletion: pull later entries of the cluster into the
+     * hole when their home position allows it. */
+    uint64_t hole = pos;
+    uint64_t next = (pos + 1) & o->index_mask;
+    while (o->index[next].id != 0) {
+        uint64_t home = hash_u64(o->index[next].id) & o->index_mask;
+        bool movable = ((next - home) & o->index_mask) >= ((next - hole) & o->index_mask);
+        if (movable) {
+            o->index[hole] = o->index[next];
+            hole = next;
+        }
+        next = (next + 1) & o->index_mask;
+    }
+    o->index[hole].id = 0;
+    o->index[hole].rec = 0;
+
+    VERIFY(r->heap_pos == NONE32);
+    lines_give(o, r->line_ref, r->line_count);
+    uint32_t idx = orders_rec_index(o, r);
+    memset(r, 0, sizeof *r);
+    r->line_ref = o->free_rec;
+    o->free_rec = idx;
+    o->count--;
+}
+
+/* ---- deadline heap ------------------------------------------------------- */
+
+static bool heap_less(const orders_t *o, uint32_t a, uint32_t b)
+{
+    const order_rec_t *ra = &o->recs[o->heap[a]];
+    const order_rec_t *rb = &o->recs[o->heap[b]];
+    /* Ties broken by order id so that expiry order is deterministic. */
+    if (ra->deadline_ms != rb->deadline_ms)
+        return ra->deadline_ms < rb->deadline_ms;
+    return ra->id < rb->id;
+}
+
+static void heap_swap(orders_t *o, uint32_t a, uint32_t b)
+{
+    uint32_t t = o->heap[a];
+    o->heap[a] = o->heap[b];
+    o->heap[b] = t;
+    o->recs[o->heap[a]].heap_pos = a;
+    o->recs[o->heap[b]].heap_pos = b;
+}
+
+static void heap_up(orders_t *o, uint32_t i)
+{
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!heap_less(o, i, parent))
+            break;
+        heap_swap(o, i, parent);
+        i = parent;
+    }
+}
+
+static void heap_down(orders_t *o, uint32_t i)
+{
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < o->heap_len && heap_less(o, l, m))
+            m = l;
+        if (r < o->heap_len && heap_less(o, r, m))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(o, i, m);
+        i = m;
+    }
+}
+
+void heap_push(orders_t *o, order_rec_t *r)
+{
+    VERIFY(r->heap_pos == NONE32 && o->heap_len < o->recs_max);
+    uint32_t i = o->heap_len++;
+    o->heap[i] = orders_rec_index(o, r);
+    r->heap_pos = i;
+    heap_up(o, i);
+}
+
+void heap_remove(orders_t *o, order_rec_t *r)
+{
+    uint32_t i = r->heap_pos;
+    VERIFY(i < o->heap_len && o->heap[i] == orders_rec_index(o, r));
+    uint32_t last = --o->heap_len;
+    if (i != last) {
+        o->heap[i] = o->heap[last];
+        o->recs[o->heap[i]].heap_pos = i;
+        heap_up(o, i);
+        heap_down(o, o->recs[o->heap[i]].heap_pos);
+    }
+    r->heap_pos = NONE32;
+}
+
+void heap_update(orders_t *o, order_rec_t *r)
+{
+    VERIFY(r->heap_pos < o->heap_len);
+    heap_up(o, r->heap_pos);
+    heap_down(o, r->heap_pos);
+}
+
+/* ---- limit counts -------------------------------------------------------- */
+
+static uint64_t limit_hash(uint64_t customer, uint64_t sku)
+{
+    uint64_t key[2] = {customer, sku};
+    return XXH3_64bits(key, sizeof key);
+}
+
+int limits_init(limits_t *l, uint32_t limits_max)
+{
+    memset(l, 0, sizeof *l);
+    if (limits_max == 0 || limits_max > LIMITS_MAX_CEILING)
+        return -EINVAL;
+    uint64_t size = pow2_at_least((uint64_t)limits_max * 2);
+    l->mask = size - 1;
+    l->count_max = limits_max;
+    l->slots = alloc_zeroed(size, sizeof(limit_slot_t));
+    return l->slots ? 0 : -ENOMEM;
+}
+
+void limits_deinit(limits_t *l)
+{
+    free(l->slots);
+    memset(l, 0, sizeof *l);
+}
+
+static uint64_t limits_probe(const limits_t *l, uint64_t customer, uint64_t sku, bool *found)
+{
+    uint64_t pos = limit_hash(customer, sku) & l->mask;
+    for (;;) {
+        const limit_slot_t *s = &l->slots[pos];
+        if (s->sku == 0) {
+            *found = false;
+            return pos;
+        }
+        if (s->sku == sku && s->customer == customer) {
+            *found = true;
+            return pos;
+        }
+        pos = (pos + 1) & l->mask;
+    }
+}
+
+uint64_t limits_get(const limits_t *l, uint64_t customer, uint64_t sku)
+{
+    bool found;
+    uint64_t pos = limits_probe(l, customer, sku, &found);
+    return found ? l->slots[pos].units : 0;
+}
+
+bool limits_add(limits_t *l, uint64_t customer, uint64_t sku, uint64_t units)
+{
+    bool found;
+    uint64_t pos = limits_probe(l, customer, sku, &found);
+    if (!found) {
+        if (l->count >= l->count_max)
+            return false;
+        l->slots[pos].customer = customer;
+        l->slots[pos].sku = sku;
+        l->slots[pos].units = 0;
+        l->count++;
+    }
+    l->slots[pos].units += units;
+    return true;
+}
+
+void limits_sub(limits_t *l, uint64_t customer, uint64_t sku, uint64_t units)
+{
+    bool found;
+    uint64_t pos = limits_probe(l, customer, sku, &found);
+    VERIFY(found && l->slots[pos].units >= units);
+    l->slots[pos].units -= units;
+    if (l->slots[pos].units != 0)
+        return;
+    uint64_t hole = pos;
+    uint64_t next = (pos + 1) & l->mask;
+    while (l->slots[next].sku != 0) {
+        const limit_slot_t *s = &l->slots[next];
+        uint64_t home = limit_hash(s->customer, s->sku) & l->mask;
+        if (((next - home) & l->mask) >= ((next - hole) & l->mask)) {
+            l->slots[hole] = l->slots[next];
+            hole = next;
+        }
+        next = (next + 1) & l->mask;
+    }
+    memset(&l->slots[hole], 0, sizeof l->slots[hole]);
+    l->count--;
+}

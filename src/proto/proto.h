@@ -1,0 +1,98 @@
+/*
+ * The server's protocol codec: request frames in, response frames out.
+ *
+ * No I/O, no allocation, no state: every function works on the caller's
+ * buffers and never reads outside [buf, buf + len). A frame that cannot be
+ * parsed is reported with a reason (enum allot_malformed) and a message for
+ * the ERROR frame; an element that parses but makes no sense (qty 0, a SKU
+ * twice, reserved bits set) is decoded as it is and left to the engine,
+ * which answers INVALID_ARGUMENT for that element alone.
+ */
+#ifndef ALLOT_PROTO_H
+#define ALLOT_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <allot/protocol.h>
+
+#include "engine/engine.h"
+
+typedef struct proto_frame {
+    uint32_t len; /* whole frame */
+    uint16_t opcode;
+    uint16_t count;
+    uint64_t request_id;
+    const uint8_t *body;
+    size_t body_len;
+} proto_frame_t;
+
+typedef struct proto_error {
+    uint8_t result; /* ALLOT_MALFORMED, ALLOT_UNAUTHORIZED, ... */
+    uint8_t reason; /* enum allot_malformed */
+    char msg[ALLOT_ERROR_MESSAGE_MAX + 1];
+} proto_error_t;
+
+/* Frame boundary and header check. Returns the frame's length when
+ * buf holds a whole frame (f filled), 0 when more bytes are needed, -1 when
+ * the header is malformed (err filled: length out of bounds, unknown opcode,
+ * a response opcode from a client). Only the header is checked here. */
+ssize_t proto_frame_parse(const uint8_t *buf, size_t len, proto_frame_t *f,
+                          proto_error_t *err);
+
+/* Buffers that always suffice for proto_decode_request: one op per element,
+ * and a line per 16 body bytes (more than any PLACE or ORDER_GET frame
+ * needs). */
+#define PROTO_DECODE_OPS_MAX ALLOT_BATCH_MAX
+#define PROTO_DECODE_LINES_MAX \
+    ((ALLOT_FRAME_MAX - ALLOT_FRAME_HEADER_SIZE) / ALLOT_LINE_SIZE)
+_Static_assert(PROTO_DECODE_LINES_MAX >= ALLOT_ORDER_GET_BATCH_MAX * ALLOT_LINES_MAX,
+               "ORDER_GET answers fit the decode buffer");
+
+/* Decodes the elements of a whole request frame (any opcode but HELLO)
+ * into ops[0..count) and their lines into lines[] consecutively. Returns the
+ * number of ops, or -1 (err filled) when the body disagrees with count, a
+ * line_count is 0 or over ALLOT_LINES_MAX, or the caps are too small.
+ * STATS and SUBSCRIBE decode to 0 ops. ORDER_GET op i gets
+ * lines[i * ALLOT_LINES_MAX ..] for the engine's answer. */
+int proto_decode_request(const proto_frame_t *f, eng_op_t *ops, size_t ops_cap,
+                         eng_line_t *lines, size_t lines_cap, proto_error_t *err);
+
+/* HELLO body: version and token (token points into the frame). 0 or -1. */
+int proto_decode_hello(const proto_frame_t *f, uint32_t *version,
+                       const uint8_t **token, uint32_t *token_len,
+                       proto_error_t *err);
+
+/* HELLO token check: true when a and b are equal. Takes the same time
+ * whatever the contents (only the lengths show), so that the reply's timing
+ * does not leak the server's token byte by byte. */
+bool proto_token_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
+
+/* Bytes the response to ops[0..n) of this opcode will take, header
+ * included; 0 for HELLO, STATS and opcodes that are not requests (they have
+ * their own encoders) and for n over ALLOT_BATCH_MAX. */
+size_t proto_response_size(uint16_t opcode, const eng_op_t *ops, size_t n);
+
+/* Encodes the response frame into out. Returns bytes written, or 0 when cap
+ * is too small (nothing useful written). */
+size_t proto_encode_response(uint8_t *out, size_t cap, uint16_t opcode,
+                             uint64_t request_id, const eng_op_t *ops, size_t n);
+
+size_t proto_encode_hello_response(uint8_t *out, size_t cap, uint64_t request_id,
+                                   uint64_t server_time_ms);
+
+/* STATS response: n u64 values, in enum allot_stat order. */
+size_t proto_encode_stats(uint8_t *out, size_t cap, uint64_t request_id,
+                          const uint64_t *values, size_t n);
+
+/* ERROR frame for err (MALFORMED with a reason, UNAUTHORIZED...). */
+size_t proto_encode_error(uint8_t *out, size_t cap, uint64_t request_id,
+                          const proto_error_t *err);
+
+/* Fills err with result, reason and a printf-style message. */
+void proto_error_set(proto_error_t *err, uint8_t result, uint8_t reason,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif
