@@ -6,20 +6,72 @@
  * no tombstones accumulate.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#include "common/log.h"
 
 #include "engine/internal.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TABLES_ON_HEAP 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TABLES_ON_HEAP 1
+#endif
+#endif
+
+#define HUGE_PAGE (2u << 20)
+
+/* Tables live in their own mappings, backed by transparent huge pages and
+ * populated up front: the engine touches them at random, so 4 KiB pages
+ * would cost a TLB miss per operation and a page fault on first touch.
+ * (Sanitizer builds use the heap so that overflows are caught.) */
 static void *alloc_zeroed(size_t n, size_t size)
 {
-    if (n == 0)
-        n = 1;
+    size_t bytes = (n ? n : 1) * size;
+#ifdef TABLES_ON_HEAP
     void *p = NULL;
-    if (posix_memalign(&p, 64, n * size) != 0)
+    if (posix_memalign(&p, 64, bytes) != 0)
         return NULL;
-    memset(p, 0, n * size);
+    memset(p, 0, bytes);
     return p;
+#else
+    size_t len = bytes + HUGE_PAGE + 4096;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    uint8_t *base = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    uintptr_t at = ((uintptr_t)base + 4096 + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uint8_t *p = (uint8_t *)at;
+    /* The mapping's base and length sit just below the table. */
+    ((size_t *)p)[-1] = len;
+    ((uint8_t **)p)[-2] = base;
+    if (madvise(p, bytes, MADV_HUGEPAGE) != 0 && errno != EINVAL)
+        log_debug("madvise(MADV_HUGEPAGE) failed: %s", strerror(errno));
+    /* Touch every page now: start-up pays for the faults, not the first
+     * orders of a sale. */
+    for (size_t off = 0; off < bytes; off += 4096)
+        p[off] = 0;
+    return p;
+#endif
+}
+
+static void free_table(void *ptr)
+{
+    if (!ptr)
+        return;
+#ifdef TABLES_ON_HEAP
+    free(ptr);
+#else
+    uint8_t *p = ptr;
+    size_t len = ((size_t *)p)[-1];
+    uint8_t *base = ((uint8_t **)p)[-2];
+    int rc = munmap(base, len);
+    VERIFY(rc == 0);
+#endif
 }
 
 static uint64_t pow2_at_least(uint64_t v)
@@ -61,8 +113,8 @@ int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards)
 
 void inv_deinit(inv_t *t)
 {
-    free(t->slots);
-    free(t->shard_count);
+    free_table(t->slots);
+    free_table(t->shard_count);
     memset(t, 0, sizeof *t);
 }
 
@@ -139,11 +191,11 @@ int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t r
 
 void orders_deinit(orders_t *o)
 {
-    free(o->recs);
-    free(o->index);
-    free(o->lines);
-    free(o->heap);
-    free(o->ring);
+    free_table(o->recs);
+    free_table(o->index);
+    free_table(o->lines);
+    free_table(o->heap);
+    free_table(o->ring);
     memset(o, 0, sizeof *o);
 }
 
@@ -359,7 +411,7 @@ int limits_init(limits_t *l, uint32_t limits_max)
 
 void limits_deinit(limits_t *l)
 {
-    free(l->slots);
+    free_table(l->slots);
     memset(l, 0, sizeof *l);
 }
 
