@@ -712,6 +712,25 @@ void engine_apply(engine_t *e, eng_op_t *ops, size_t n, uint64_t now_ms)
     }
 }
 
+void engine_refuse(engine_t *e, eng_op_t *ops, size_t n, uint8_t result)
+{
+    for (size_t i = 0; i < n; i++) {
+        eng_op_t *op = &ops[i];
+        uint64_t h = hash_u64(op->id);
+        if (op->opcode == ALLOT_OP_SKU_GET || op->opcode == ALLOT_OP_ORDER_GET) {
+            apply_one(e, op, h, 0);
+        } else {
+            op->flags = 0;
+            op->result = result;
+            op->state = ALLOT_STATE_NONE;
+            op->seq = e->seq;
+            if (op->opcode == ALLOT_OP_PLACE && op->lines)
+                for (uint32_t k = 0; k < op->line_count && k < ALLOT_LINES_MAX; k++)
+                    op->lines[k].allocated = 0;
+        }
+    }
+}
+
 /* ---- replay ---------------------------------------------------------------- */
 
 #define REPLAY_FAIL(...)                                                      \

@@ -137,6 +137,11 @@ void engine_set_sink(engine_t *e, const eng_sink_t *sink);
  * never goes backwards). Looks ahead to prefetch table slots. */
 void engine_apply(engine_t *e, eng_op_t *ops, size_t n, uint64_t now_ms);
 
+/* Answers the reads among ops[0..n) and gives every other op `result`
+ * without applying it (the journal cannot take mutations now). Expires
+ * nothing. */
+void engine_refuse(engine_t *e, eng_op_t *ops, size_t n, uint8_t result);
+
 /* Expires at most max holds whose deadline is <= now_ms and retires at most
  * max terminal orders older than the retention window. Returns the number of
  * holds expired. */
@@ -210,3 +215,15 @@ void engine_set_seq(engine_t *e, uint64_t seq);
 void engine_set_now(engine_t *e, uint64_t now_ms);
 
 #endif
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* Streams the whole state (docs/journal.md, "Snapshot") to write(), which
+ * returns 0 or -errno. Read-only on the engine. */
+int engine_snapshot_write(const engine_t *e, int (*write)(void *ctx, const void *buf, size_t len),
+                          void *ctx);
+/* Loads a snapshot body (buf, len: checksum already verified by the caller)
+ * into a fresh engine. 0, or -EILSEQ / -ENOSPC with why filled. */
+int engine_snapshot_load(engine_t *e, const uint8_t *buf, size_t len, char *why, size_t why_len);
+/* The sequence number a snapshot body covers, or 0 when it is not one. */
+uint64_t engine_snapshot_seq(const uint8_t *buf, size_t len);

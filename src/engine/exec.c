@@ -99,11 +99,19 @@ static void run_batch(exec_t *x, exec_batch_t *b)
         b->fn(x->engine, b->fn_ctx);
         b->mutating = false;
     } else {
-        engine_apply(x->engine, b->ops, b->n, exec_clock(x));
         bool mutating = false;
         for (size_t i = 0; i < b->n && !mutating; i++)
             mutating = opcode_mutates(b->ops[i].opcode);
         b->mutating = mutating;
+        uint8_t admit = ALLOT_OK;
+        if (x->cfg.admit)
+            admit = x->cfg.admit(x->cfg.journal_ctx, b->ops, b->n, EXPIRE_PER_STEP_MAX);
+        if (admit == ALLOT_OK)
+            engine_apply(x->engine, b->ops, b->n, exec_clock(x));
+        else
+            engine_refuse(x->engine, b->ops, b->n, admit);
+        if (x->cfg.commit)
+            x->cfg.commit(x->cfg.journal_ctx);
     }
     /* Every answer in the batch may depend on anything applied so far. */
     b->seq_needed = engine_seq(x->engine);
@@ -115,7 +123,12 @@ static void tick(exec_t *x)
     if (now < x->next_tick_ms)
         return;
     x->next_tick_ms = now + x->cfg.tick_ms;
+    if (x->cfg.admit &&
+        x->cfg.admit(x->cfg.journal_ctx, NULL, 0, EXPIRE_PER_STEP_MAX) != ALLOT_OK)
+        return; /* no room to journal expiries: holds wait for space */
     uint32_t n = engine_expire(x->engine, now, EXPIRE_PER_STEP_MAX);
+    if (x->cfg.commit)
+        x->cfg.commit(x->cfg.journal_ctx);
     if (n > 0)
         log_debug("expired %u holds at %llu ms", n, (unsigned long long)now);
 }

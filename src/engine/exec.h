@@ -51,6 +51,14 @@ typedef struct exec_config {
      * fake one. */
     uint64_t (*clock_ms)(void *ctx);
     void *clock_ctx;
+    /* The journal's hooks, called on the owner thread; NULL = no journal.
+     * admit() runs before a batch: anything but ALLOT_OK refuses the
+     * batch's mutations with that result (READ_ONLY when the disk is full)
+     * while its reads are still answered. commit() runs after every batch
+     * and expiry step: what was appended may be flushed. */
+    uint8_t (*admit)(void *ctx, const eng_op_t *ops, size_t n, uint32_t expiries);
+    void (*commit)(void *ctx);
+    void *journal_ctx;
 } exec_config_t;
 
 /* 0, -EINVAL, -ENOMEM, or -errno from eventfd/pthread_create. */
