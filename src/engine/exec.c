@@ -123,14 +123,17 @@ static void tick(exec_t *x)
     if (now < x->next_tick_ms)
         return;
     x->next_tick_ms = now + x->cfg.tick_ms;
-    if (x->cfg.admit &&
-        x->cfg.admit(x->cfg.journal_ctx, NULL, 0, EXPIRE_PER_STEP_MAX) != ALLOT_OK)
-        return; /* no room to journal expiries: holds wait for space */
-    uint32_t n = engine_expire(x->engine, now, EXPIRE_PER_STEP_MAX);
-    if (x->cfg.commit)
-        x->cfg.commit(x->cfg.journal_ctx);
-    if (n > 0)
-        log_debug("expired %u holds at %llu ms", n, (unsigned long long)now);
+    /* With no room to journal expiries, holds wait for space. */
+    if (!x->cfg.admit ||
+        x->cfg.admit(x->cfg.journal_ctx, NULL, 0, EXPIRE_PER_STEP_MAX) == ALLOT_OK) {
+        uint32_t n = engine_expire(x->engine, now, EXPIRE_PER_STEP_MAX);
+        if (x->cfg.commit)
+            x->cfg.commit(x->cfg.journal_ctx);
+        if (n > 0)
+            log_debug("expired %u holds at %llu ms", n, (unsigned long long)now);
+    }
+    if (x->cfg.tick_hook)
+        x->cfg.tick_hook(x->cfg.tick_ctx, x->engine, now);
 }
 
 static void wake(int fd)

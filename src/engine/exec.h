@@ -59,6 +59,9 @@ typedef struct exec_config {
     uint8_t (*admit)(void *ctx, const eng_op_t *ops, size_t n, uint32_t expiries);
     void (*commit)(void *ctx);
     void *journal_ctx;
+    /* Called on the owner thread at every tick, after expiry (snapshots). */
+    void (*tick_hook)(void *ctx, engine_t *e, uint64_t now_ms);
+    void *tick_ctx;
 } exec_config_t;
 
 /* 0, -EINVAL, -ENOMEM, or -errno from eventfd/pthread_create. */

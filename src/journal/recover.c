@@ -59,12 +59,16 @@ static int snap_write_cb(void *ctx, const void *buf, size_t len)
     return rc;
 }
 
-int snapfile_write(const storage_t *st, const engine_t *e, uint64_t *bytes)
+static void snap_names(uint64_t seq, char *tmp, char *name)
+{
+    snprintf(tmp, STORAGE_NAME_MAX, "snapshot-%020" PRIu64 ".tmp", seq);
+    snprintf(name, STORAGE_NAME_MAX, "snapshot-%020" PRIu64 ".snap", seq);
+}
+
+int snapfile_write_temp(const storage_t *st, const engine_t *e, uint64_t *bytes)
 {
     char tmp[STORAGE_NAME_MAX], name[STORAGE_NAME_MAX];
-    uint64_t seq = engine_seq(e);
-    snprintf(tmp, sizeof tmp, "snapshot-%020" PRIu64 ".tmp", seq);
-    snprintf(name, sizeof name, "snapshot-%020" PRIu64 ".snap", seq);
+    snap_names(engine_seq(e), tmp, name);
     snap_out_t o = {.st = st, .fd = -1, .hash = XXH3_createState()};
     if (!o.hash)
         return -ENOMEM;
@@ -86,14 +90,24 @@ int snapfile_write(const storage_t *st, const engine_t *e, uint64_t *bytes)
         if (rc == 0)
             rc = crc;
     }
-    if (rc == 0)
-        rc = st->ops->rename(st->ctx, tmp, name);
-    if (rc == 0)
-        rc = st->ops->sync_dir(st->ctx);
     XXH3_freeState(o.hash);
     if (rc == 0 && bytes)
         *bytes = o.off;
     return rc;
+}
+
+int snapfile_publish(const storage_t *st, uint64_t seq)
+{
+    char tmp[STORAGE_NAME_MAX], name[STORAGE_NAME_MAX];
+    snap_names(seq, tmp, name);
+    int rc = st->ops->rename(st->ctx, tmp, name);
+    return rc ? rc : st->ops->sync_dir(st->ctx);
+}
+
+int snapfile_write(const storage_t *st, const engine_t *e, uint64_t *bytes)
+{
+    int rc = snapfile_write_temp(st, e, bytes);
+    return rc ? rc : snapfile_publish(st, engine_seq(e));
 }
 
 /* Reads a whole file into a new buffer. */

@@ -25,11 +25,16 @@
 #include "journal/format.h"
 #include "journal/storage.h"
 
-#define SNAPSHOT_KEEP 3u /* older snapshots are renamed *.old, never deleted */
 
 /* Writes a snapshot of e (consistent: call between batches, or in a forked
  * child). 0 or -errno. *bytes gets the file size when not NULL. */
 int snapfile_write(const storage_t *st, const engine_t *e, uint64_t *bytes);
+/* The two halves of snapfile_write: the synced temp file, then the rename
+ * that makes it count. The server publishes a snapshot only once the
+ * journal is durable up to its sequence number, so that the journal never
+ * has a hole the snapshot would paper over. */
+int snapfile_write_temp(const storage_t *st, const engine_t *e, uint64_t *bytes);
+int snapfile_publish(const storage_t *st, uint64_t seq);
 
 typedef struct recover_opts {
     bool truncate_corrupt; /* --recover-truncate */

@@ -38,6 +38,8 @@ typedef struct storage_ops {
     int (*write_sync)(void *ctx, int fd, const struct iovec *iov, int iovcnt, uint64_t off);
     int (*sync)(void *ctx, int fd);
     int (*rename)(void *ctx, const char *from, const char *to);
+    /* Only ever used on derived files (old snapshots), never on segments. */
+    int (*unlink)(void *ctx, const char *name);
     /* Makes creations and renames in the directory durable. */
     int (*sync_dir)(void *ctx);
     /* Calls fn for every file name in the directory. */

@@ -25,6 +25,7 @@ typedef struct file_storage {
     int lock_fd;
     struct io_uring ring;
     bool ring_ok;
+    bool ring_tried;
     pthread_mutex_t ring_lock; /* the ring has one user at a time */
 } file_storage_t;
 
@@ -166,16 +167,27 @@ static int uring_write_sync_once(file_storage_t *fs, int fd, struct iovec *iov, 
 static int fs_write_sync(void *ctx, int fd, const struct iovec *iov_in, int iovcnt, uint64_t off)
 {
     file_storage_t *fs = ctx;
+    if (iovcnt > IOV_MAX_LOCAL)
+        return -EINVAL;
+    pthread_mutex_lock(&fs->ring_lock);
+    if (!fs->ring_tried) {
+        /* Created on first use: only the journal writer needs it. */
+        fs->ring_tried = true;
+        int rc = io_uring_queue_init(8, &fs->ring, 0);
+        fs->ring_ok = rc == 0;
+        if (!fs->ring_ok)
+            log_warn("storage: io_uring unavailable (%s); journal writes use pwritev + "
+                     "fdatasync",
+                     strerror(-rc));
+    }
     if (!fs->ring_ok) {
+        pthread_mutex_unlock(&fs->ring_lock);
         int rc = fs_pwritev(ctx, fd, iov_in, iovcnt, off);
         return rc ? rc : fs_sync(ctx, fd);
     }
-    if (iovcnt > IOV_MAX_LOCAL)
-        return -EINVAL;
     struct iovec local[IOV_MAX_LOCAL];
     memcpy(local, iov_in, (size_t)iovcnt * sizeof *local);
     struct iovec *iov = local;
-    pthread_mutex_lock(&fs->ring_lock);
     int rc = 0;
     for (;;) {
         size_t written = 0;
@@ -207,6 +219,12 @@ static int fs_rename(void *ctx, const char *from, const char *to)
 {
     file_storage_t *fs = ctx;
     return renameat(fs->dir_fd, from, fs->dir_fd, to) == 0 ? 0 : -errno;
+}
+
+static int fs_unlink(void *ctx, const char *name)
+{
+    file_storage_t *fs = ctx;
+    return unlinkat(fs->dir_fd, name, 0) == 0 ? 0 : -errno;
 }
 
 static int fs_sync_dir(void *ctx)
@@ -245,6 +263,7 @@ static const storage_ops_t file_ops = {
     .write_sync = fs_write_sync,
     .sync = fs_sync,
     .rename = fs_rename,
+    .unlink = fs_unlink,
     .sync_dir = fs_sync_dir,
     .list = fs_list,
 };
@@ -276,11 +295,6 @@ int storage_file_open(storage_t *st, const char *dir, bool lock)
         }
     }
     pthread_mutex_init(&fs->ring_lock, NULL);
-    rc = io_uring_queue_init(8, &fs->ring, 0);
-    fs->ring_ok = rc == 0;
-    if (!fs->ring_ok)
-        log_warn("storage: io_uring unavailable (%s); journal writes use pwritev + fdatasync",
-                 strerror(-rc));
     st->ops = &file_ops;
     st->ctx = fs;
     return 0;
