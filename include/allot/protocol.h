@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #ifdef __cplusplus
+#define _Static_assert static_assert
 extern "C" {
 #endif
 
