@@ -631,8 +631,10 @@ uint32_t engine_expire(engine_t *e, uint64_t now_ms, uint32_t max)
     uint32_t expired = expire_holds(e, max);
     orders_t *o = &e->orders;
     uint32_t retired = 0;
+    /* Age by subtraction (terminal_ms <= now_ms): terminal_ms + retain_ms
+     * would wrap for a very long window and retire everything at once. */
     while (retired < max && o->ring_len > 0 &&
-           o->ring[o->ring_head].terminal_ms + e->cfg.retain_ms <= e->now_ms) {
+           e->now_ms - o->ring[o->ring_head].terminal_ms >= e->cfg.retain_ms) {
         retire_one(e);
         retired++;
     }
@@ -875,6 +877,9 @@ int engine_replay(engine_t *e, const eng_record_t *rec, char *why, size_t why_le
     if (rec->time_ms < e->now_ms)
         REPLAY_FAIL("time goes back from %llu to %llu", (unsigned long long)e->now_ms,
                     (unsigned long long)rec->time_ms);
+    /* A refused record changes nothing, not even the time: otherwise the
+     * next, legal record could be refused as going back in time. */
+    uint64_t now_before = e->now_ms;
     e->now_ms = rec->time_ms;
     /* Replay applies journaled effects; it never journals them again. */
     eng_sink_t sink = e->sink;
@@ -893,10 +898,13 @@ int engine_replay(engine_t *e, const eng_record_t *rec, char *why, size_t why_le
     case REC_EXTEND: rc = replay_order_op(e, rec, why, why_len); break;
     default:
         e->sink = sink;
+        e->now_ms = now_before;
         REPLAY_FAIL("unknown record type %u", rec->type);
     }
     e->sink = sink;
     if (rc == 0)
         VERIFY(e->seq == rec->seq);
+    else
+        e->now_ms = now_before;
     return rc;
 }

@@ -114,6 +114,7 @@ typedef struct orders {
     uint32_t lines_top;
     uint32_t lines_used;
     uint32_t free_block[LINE_CLASSES];
+    uint8_t *free_order; /* per line: size class of a free block starting here */
 
     uint32_t *heap; /* rec indices, min-heap on deadline_ms */
     uint32_t heap_len;

@@ -25,6 +25,12 @@
 
 #define HUGE_PAGE (2u << 20)
 
+/* The line pool (see "the line pool" below). */
+#define LINE_TOP_CLASS (LINE_CLASSES - 1)
+#define SUPERBLOCK (1u << LINE_TOP_CLASS)
+#define NOT_FREE 0xffu
+
+
 /* Tables live in their own mappings, backed by transparent huge pages and
  * populated up front: the engine touches them at random, so 4 KiB pages
  * would cost a TLB miss per operation and a page fault on first touch.
@@ -170,7 +176,11 @@ int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t r
         return -EINVAL;
     o->recs_max = orders_max;
     o->free_rec = NONE32;
-    o->lines_max = lines_max;
+    /* Whole superblocks, at least one. */
+    uint64_t rounded = ((uint64_t)lines_max + SUPERBLOCK - 1) / SUPERBLOCK * SUPERBLOCK;
+    if (rounded > UINT32_MAX - SUPERBLOCK)
+        return -EINVAL;
+    o->lines_max = (uint32_t)rounded;
     for (int c = 0; c < LINE_CLASSES; c++)
         o->free_block[c] = NONE32;
     /* The index stays at most half full so probes stay short. */
@@ -179,13 +189,15 @@ int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t r
     o->ring_cap = retain_max;
     o->recs = alloc_zeroed(orders_max, sizeof(order_rec_t));
     o->index = alloc_zeroed(index_size, sizeof(order_slot_t));
-    o->lines = alloc_zeroed(lines_max, sizeof(eng_line_t));
+    o->lines = alloc_zeroed(o->lines_max, sizeof(eng_line_t));
+    o->free_order = alloc_zeroed(o->lines_max, 1);
     o->heap = alloc_zeroed(orders_max, sizeof(uint32_t));
     o->ring = alloc_zeroed(retain_max, sizeof(retire_ent_t));
-    if (!o->recs || !o->index || !o->lines || !o->heap || !o->ring) {
+    if (!o->recs || !o->index || !o->lines || !o->free_order || !o->heap || !o->ring) {
         orders_deinit(o);
         return -ENOMEM;
     }
+    memset(o->free_order, NOT_FREE, o->lines_max);
     return 0;
 }
 
@@ -194,6 +206,7 @@ void orders_deinit(orders_t *o)
     free_table(o->recs);
     free_table(o->index);
     free_table(o->lines);
+    free_table(o->free_order);
     free_table(o->heap);
     free_table(o->ring);
     memset(o, 0, sizeof *o);
@@ -216,6 +229,16 @@ uint64_t orders_probe(const orders_t *o, uint64_t id, uint64_t h, bool *found)
     }
 }
 
+/* ---- the line pool: a buddy allocator -------------------------------------
+ * Orders take 1..64 lines, stored contiguously. The pool is a row of
+ * 64-line superblocks handed out from the top; a block of 2^k lines splits
+ * into two buddies on demand and merges back with its buddy when both are
+ * free, so no pattern of orders can strand free lines in the wrong sizes.
+ * Free blocks are kept in doubly linked lists threaded through their own
+ * first line (sku = next, qty = prev); free_order[] marks a free block's
+ * first line with its size class. */
+
+
 static uint32_t line_class(uint32_t n)
 {
     uint32_t c = 0;
@@ -224,23 +247,55 @@ static uint32_t line_class(uint32_t n)
     return c;
 }
 
+static void free_push(orders_t *o, uint32_t ref, uint32_t c)
+{
+    uint32_t head = o->free_block[c];
+    o->lines[ref].sku = head;
+    o->lines[ref].qty = NONE32;
+    if (head != NONE32)
+        o->lines[head].qty = ref;
+    o->free_block[c] = ref;
+    o->free_order[ref] = (uint8_t)c;
+}
+
+static void free_unlink(orders_t *o, uint32_t ref, uint32_t c)
+{
+    uint32_t next = (uint32_t)o->lines[ref].sku, prev = o->lines[ref].qty;
+    if (prev != NONE32)
+        o->lines[prev].sku = next;
+    else
+        o->free_block[c] = next;
+    if (next != NONE32)
+        o->lines[next].qty = prev;
+    o->free_order[ref] = NOT_FREE;
+}
+
 static bool lines_available(const orders_t *o, uint32_t n)
 {
-    uint32_t c = line_class(n);
-    return o->free_block[c] != NONE32 || o->lines_max - o->lines_top >= (1u << c);
+    for (uint32_t k = line_class(n); k < LINE_CLASSES; k++)
+        if (o->free_block[k] != NONE32)
+            return true;
+    return o->lines_max - o->lines_top >= SUPERBLOCK;
 }
 
 static uint32_t lines_take(orders_t *o, uint32_t n)
 {
-    uint32_t c = line_class(n);
-    uint32_t ref = o->free_block[c];
-    if (ref != NONE32) {
-        /* A free block keeps the next free block's index in its first sku. */
-        o->free_block[c] = (uint32_t)o->lines[ref].sku;
+    uint32_t c = line_class(n), k = c;
+    while (k < LINE_CLASSES && o->free_block[k] == NONE32)
+        k++;
+    uint32_t ref;
+    if (k < LINE_CLASSES) {
+        ref = o->free_block[k];
+        free_unlink(o, ref, k);
     } else {
-        VERIFY(o->lines_max - o->lines_top >= (1u << c));
+        VERIFY(o->lines_max - o->lines_top >= SUPERBLOCK);
         ref = o->lines_top;
-        o->lines_top += 1u << c;
+        o->lines_top += SUPERBLOCK;
+        k = LINE_TOP_CLASS;
+    }
+    while (k > c) {
+        k--;
+        free_push(o, ref + (1u << k), k);
     }
     o->lines_used += n;
     return ref;
@@ -249,8 +304,15 @@ static uint32_t lines_take(orders_t *o, uint32_t n)
 static void lines_give(orders_t *o, uint32_t ref, uint32_t n)
 {
     uint32_t c = line_class(n);
-    o->lines[ref].sku = o->free_block[c];
-    o->free_block[c] = ref;
+    while (c < LINE_TOP_CLASS) {
+        uint32_t buddy = ref ^ (1u << c);
+        if (o->free_order[buddy] != c)
+            break;
+        free_unlink(o, buddy, c);
+        ref &= ~(1u << c);
+        c++;
+    }
+    free_push(o, ref, c);
     o->lines_used -= n;
 }
 
