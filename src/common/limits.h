@@ -42,9 +42,29 @@
 #define THREADS_MAX 64u
 #define CONN_OUT_PAUSE_BYTES (1u << 20) /* stop reading a client above this */
 
+/* Network threads (src/net). */
+#define NET_BUF_SIZE (16u * 1024u) /* one provided receive buffer */
+#define NET_BUF_COUNT 512u         /* provided buffers per thread, power of two */
+#define NET_BATCHES 8u             /* exec batches in flight per thread, power of two */
+#define NET_SQ_ENTRIES 1024u
+#define NET_CQ_ENTRIES (8u * NET_SQ_ENTRIES) /* completions outnumber submissions */
+#define NET_TICK_MS 10u            /* hold expiry (inline executor), deadlines */
+#define NET_DRAIN_MS 5000u         /* SIGTERM: longest wait for in-flight work */
+#define NET_LINGER_MS 2000u        /* after an ERROR frame: wait for the peer to close */
+/* A connection's input copy: a partial frame, plus what arrived while it
+ * was paused. Reading stops at the first completion that finds it paused;
+ * what the kernel had already received for it by then came in provided
+ * buffers, so it is at most one buffer ring. */
+#define CONN_IN_MAX (ALLOT_FRAME_MAX + NET_BUF_COUNT * NET_BUF_SIZE)
+#define CONN_BUF_KEEP (64u * 1024u) /* a drained buffer larger than this is freed */
+
 _Static_assert((SHARDS_DEFAULT & (SHARDS_DEFAULT - 1)) == 0, "shards: power of two");
 _Static_assert((SHARDS_MAX & (SHARDS_MAX - 1)) == 0, "shards: power of two");
 _Static_assert(ALLOT_LINES_MAX <= 64, "an order's lines fit a 64-bit mask");
+_Static_assert((NET_BUF_COUNT & (NET_BUF_COUNT - 1)) == 0, "buffer ring: power of two");
+_Static_assert((NET_BATCHES & (NET_BATCHES - 1)) == 0, "exec ring: power of two");
+_Static_assert(CONN_IN_MAX >= ALLOT_FRAME_MAX + 2 * NET_BUF_SIZE,
+               "a connection's input holds a whole frame and more");
 _Static_assert(CONN_OUT_PAUSE_BYTES >= 2 * ALLOT_FRAME_MAX,
                "a paused connection can still hold a whole answer");
 _Static_assert((uint64_t)UINT32_MAX * ALLOT_LINES_MAX < UNITS_MAX,

@@ -1,0 +1,423 @@
+/*
+ * allotd: the allocation server. Parses flags and wires the modules
+ * together: engine (state), executor (one owner thread, or inline with one
+ * network thread), net (io_uring loops). Everything else lives in them.
+ *
+ * Exit status: 0 after a clean stop (SIGTERM/SIGINT), 1 when the server
+ * cannot start or fails, 2 for bad flags.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/limits.h"
+#include "common/log.h"
+#include "engine/engine.h"
+#include "engine/exec.h"
+#include "net/net.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 25568u
+
+typedef struct options {
+    char host[256];
+    uint16_t port;
+    unsigned threads;
+    const char *data_dir;
+    uint32_t skus_max;
+    uint32_t orders_max;
+    uint32_t connections_max;
+    const char *token_file;
+    const char *port_file;
+    uint64_t hold_max_ms;
+    enum log_level log_level;
+    bool compat;
+} options_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: allotd [options]\n"
+        "\n"
+        "The allot order allocation server. Clients speak the binary protocol\n"
+        "of include/allot/protocol.h over TCP.\n"
+        "\n"
+        "  --listen HOST:PORT     address to listen on (default %s:%u); port 0\n"
+        "                         picks a free port; IPv6 as [::1]:PORT\n"
+        "  --port-file F          once listening, write the port number to F\n"
+        "  --threads N            network threads, 1..%u (default: the number of\n"
+        "                         online CPUs). With 1, operations run on the\n"
+        "                         network thread; with more, on one extra thread\n"
+        "                         that owns all the state\n"
+        "  --connections-max N    open connections, 1..%u (default %u); one more\n"
+        "                         is accepted, logged and closed\n"
+        "  --skus-max N           SKU table capacity, 1..%u (default %u)\n"
+        "  --orders-max N         orders held in memory, 1..%u (default %u)\n"
+        "  --hold-max-ms N        longest a hold may last from placement\n"
+        "                         (default %u = 30 min)\n"
+        "  --token-file F         clients must present the contents of F (one\n"
+        "                         line, 1..%u bytes, trailing newline ignored) in\n"
+        "                         their HELLO; default: no token needed\n"
+        "  --data-dir DIR         directory for the journal and snapshots; created\n"
+        "                         if missing. NOTE: the journal is not implemented\n"
+        "                         yet: nothing is written there and all state is\n"
+        "                         lost when the server stops\n"
+        "  --log-level LEVEL      error, warn, info (default) or debug; logs go to\n"
+        "                         stderr\n"
+        "  --net-compat           use plain io_uring operations only (no provided\n"
+        "                         buffers, no multishot, no special ring flags),\n"
+        "                         as on older kernels; for testing\n"
+        "  --help                 this text\n"
+        "\n"
+        "SIGTERM or SIGINT stops accepting, finishes the requests already\n"
+        "received and sends their answers (waiting at most %u ms), then exits 0;\n"
+        "a second signal closes the remaining connections at once.\n"
+        "Exit status: 0 clean stop, 1 start-up or runtime failure, 2 bad flags.\n",
+        DEFAULT_HOST, DEFAULT_PORT, THREADS_MAX, CONNECTIONS_MAX_CEILING,
+        CONNECTIONS_MAX_DEFAULT, SKUS_MAX_CEILING, SKUS_MAX_DEFAULT, ORDERS_MAX_CEILING,
+        ORDERS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, ALLOT_TOKEN_MAX, NET_DRAIN_MS);
+}
+
+static void bad_flag(const char *fmt, const char *flag, const char *value)
+{
+    fprintf(stderr, "allotd: ");
+    fprintf(stderr, fmt, flag, value);
+    fprintf(stderr, "\nTry 'allotd --help'.\n");
+    exit(2);
+}
+
+static uint64_t parse_number(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < min || v > max) {
+        char range[64];
+        snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, min, max);
+        fprintf(stderr, "allotd: %s: '%s' is not a number in %s\n", flag, s, range);
+        fprintf(stderr, "Try 'allotd --help'.\n");
+        exit(2);
+    }
+    return v;
+}
+
+static void parse_listen(options_t *o, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) >= sizeof o->host)
+        bad_flag("%s: '%s' is not HOST:PORT", "--listen", s);
+    if (s[0] == '[' && colon[-1] != ']')
+        bad_flag("%s: '%s': an IPv6 address goes in brackets, [::1]:PORT", "--listen", s);
+    memcpy(o->host, s, (size_t)(colon - s));
+    o->host[colon - s] = '\0';
+    o->port = (uint16_t)parse_number("--listen port", colon + 1, 0, 65535);
+}
+
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > (long)THREADS_MAX ? THREADS_MAX : (unsigned)n;
+}
+
+enum { OPT_LISTEN = 256, OPT_THREADS, OPT_DATA_DIR, OPT_SKUS, OPT_ORDERS, OPT_CONNS,
+       OPT_TOKEN, OPT_LOG, OPT_PORT_FILE, OPT_HOLD, OPT_COMPAT, OPT_HELP };
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"skus-max", required_argument, NULL, OPT_SKUS},
+    {"orders-max", required_argument, NULL, OPT_ORDERS},
+    {"connections-max", required_argument, NULL, OPT_CONNS},
+    {"token-file", required_argument, NULL, OPT_TOKEN},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"port-file", required_argument, NULL, OPT_PORT_FILE},
+    {"hold-max-ms", required_argument, NULL, OPT_HOLD},
+    {"net-compat", no_argument, NULL, OPT_COMPAT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static void parse_option(options_t *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_LISTEN: parse_listen(o, arg); break;
+    case OPT_THREADS: o->threads = (unsigned)parse_number("--threads", arg, 1, THREADS_MAX); break;
+    case OPT_DATA_DIR: o->data_dir = arg; break;
+    case OPT_SKUS: o->skus_max = (uint32_t)parse_number("--skus-max", arg, 1, SKUS_MAX_CEILING); break;
+    case OPT_ORDERS:
+        o->orders_max = (uint32_t)parse_number("--orders-max", arg, 1, ORDERS_MAX_CEILING);
+        break;
+    case OPT_CONNS:
+        o->connections_max =
+            (uint32_t)parse_number("--connections-max", arg, 1, CONNECTIONS_MAX_CEILING);
+        break;
+    case OPT_TOKEN: o->token_file = arg; break;
+    case OPT_LOG:
+        if (log_level_parse(arg, &o->log_level) != 0)
+            bad_flag("%s: '%s' is not one of error, warn, info, debug", "--log-level", arg);
+        break;
+    case OPT_PORT_FILE: o->port_file = arg; break;
+    case OPT_HOLD: o->hold_max_ms = parse_number("--hold-max-ms", arg, 1, UINT32_MAX); break;
+    case OPT_COMPAT: o->compat = true; break;
+    case OPT_HELP: usage(stdout); exit(0);
+    default:
+        fprintf(stderr, "Try 'allotd --help'.\n");
+        exit(2);
+    }
+}
+
+static void parse_args(options_t *o, int argc, char **argv)
+{
+    *o = (options_t){
+        .host = DEFAULT_HOST,
+        .port = DEFAULT_PORT,
+        .threads = default_threads(),
+        .skus_max = SKUS_MAX_DEFAULT,
+        .orders_max = ORDERS_MAX_DEFAULT,
+        .connections_max = CONNECTIONS_MAX_DEFAULT,
+        .hold_max_ms = HOLD_MAX_MS_DEFAULT,
+        .log_level = LOG_INFO,
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1)
+        parse_option(o, opt, optarg);
+    if (optind < argc)
+        bad_flag("%s '%s': allotd takes no arguments", "unexpected", argv[optind]);
+}
+
+/* ---- start-up steps -------------------------------------------------------- */
+
+static int read_token(const char *path, uint8_t *token, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        log_error("--token-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t buf[ALLOT_TOKEN_MAX + 3];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    bool err = ferror(f) != 0;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+        log_warn("--token-file %s is readable by group or others", path);
+    if (fclose(f) != 0 || err) {
+        log_error("--token-file %s: read error", path);
+        return -1;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n == 0 || n > ALLOT_TOKEN_MAX) {
+        log_error("--token-file %s: the token must be 1..%u bytes", path, ALLOT_TOKEN_MAX);
+        return -1;
+    }
+    memcpy(token, buf, n);
+    *len = n;
+    return 0;
+}
+
+static int make_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; ; p++) {
+        bool end = *p == '\0';
+        if (*p != '/' && !end)
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return -errno;
+        if (end)
+            break;
+        *p = '/';
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* Enough descriptors for every connection, listeners and event fds. */
+static void raise_nofile(const options_t *o)
+{
+    rlim_t need = (rlim_t)o->connections_max + 64u + 8u * o->threads;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    if (rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)rl.rlim_cur,
+                 strerror(errno));
+    if (rl.rlim_cur < need)
+        log_warn("open files are limited to %llu: fewer than --connections-max %u "
+                 "connections will fit (raise ulimit -n)",
+                 (unsigned long long)rl.rlim_cur, o->connections_max);
+}
+
+static int write_port_file(const char *path, uint16_t port)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    int rc = fprintf(f, "%u\n", port) < 0 ? -EIO : 0;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    /* rename: a reader sees no file or the whole number, never half */
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0 && unlink(tmp) != 0)
+        log_debug("unlink %s: %s", tmp, strerror(errno));
+    return rc;
+}
+
+/* SIGTERM/SIGINT arrive through a signalfd, blocked in every thread: the
+ * threads started later inherit the mask. */
+static int signals_setup(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc != 0) {
+        log_error("pthread_sigmask: %s", strerror(rc));
+        return -1;
+    }
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        log_error("signalfd: %s", strerror(errno));
+    return fd;
+}
+
+/* ---- wiring ------------------------------------------------------------------ */
+
+typedef struct server {
+    engine_t *engine;
+    exec_t *exec;
+    net_t *net;
+    int signal_fd;
+    uint8_t token[ALLOT_TOKEN_MAX];
+    size_t token_len;
+} server_t;
+
+static int start_engine(server_t *s, const options_t *o)
+{
+    engine_config_t ecfg;
+    engine_config_default(&ecfg);
+    ecfg.skus_max = o->skus_max;
+    ecfg.orders_max = o->orders_max;
+    ecfg.hold_max_ms = o->hold_max_ms;
+    int rc = engine_init(&s->engine, &ecfg);
+    if (rc != 0) {
+        log_error("engine: %s (skus_max %u, orders_max %u)", strerror(-rc), o->skus_max,
+                  o->orders_max);
+        return rc;
+    }
+    exec_config_t xcfg = {
+        .producers = o->threads,
+        .inline_apply = o->threads == 1,
+        .ring_size = NET_BATCHES,
+        .tick_ms = NET_TICK_MS,
+    };
+    rc = exec_init(&s->exec, s->engine, &xcfg);
+    if (rc == 0)
+        rc = exec_start(s->exec);
+    if (rc != 0)
+        log_error("executor: %s", strerror(-rc));
+    return rc;
+}
+
+static int start_net(server_t *s, const options_t *o)
+{
+    net_config_t ncfg = {
+        .host = o->host,
+        .port = o->port,
+        .threads = o->threads,
+        .connections_max = o->connections_max,
+        .token = s->token_len ? s->token : NULL,
+        .token_len = s->token_len,
+        .exec = s->exec,
+        .exec_inline = o->threads == 1,
+        .signal_fd = s->signal_fd,
+        .compat = o->compat,
+    };
+    int rc = net_init(&s->net, &ncfg);
+    if (rc != 0)
+        return rc;
+    char addr[80];
+    net_address(s->net, addr, sizeof addr);
+    if (o->port_file && (rc = write_port_file(o->port_file, net_port(s->net))) != 0) {
+        log_error("--port-file %s: %s", o->port_file, strerror(-rc));
+        return rc;
+    }
+    log_info("listening on %s: %u network thread(s), operations on %s; "
+             "skus_max %u, orders_max %u, connections_max %u, hold_max_ms %" PRIu64
+             "; %s; data dir %s (no journal yet: nothing is persisted)",
+             addr, o->threads, o->threads == 1 ? "the network thread" : "an owner thread",
+             o->skus_max, o->orders_max, o->connections_max, o->hold_max_ms,
+             s->token_len ? "HELLO token required" : "no token required",
+             o->data_dir ? o->data_dir : "(none)");
+    return 0;
+}
+
+static void server_stop(server_t *s)
+{
+    exec_deinit(s->exec); /* completes what is queued: net's batches stay valid */
+    net_deinit(s->net);
+    engine_deinit(s->engine);
+    if (s->signal_fd >= 0 && close(s->signal_fd) != 0)
+        log_debug("close signalfd: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    options_t o;
+    parse_args(&o, argc, argv);
+    log_set_level(o.log_level);
+
+    server_t s = {.signal_fd = signals_setup()};
+    if (s.signal_fd < 0)
+        return 1;
+    raise_nofile(&o);
+    int rc;
+    if (o.data_dir && (rc = make_dirs(o.data_dir)) != 0) {
+        log_error("--data-dir %s: %s", o.data_dir, strerror(-rc));
+        return 1;
+    }
+    if (o.token_file && read_token(o.token_file, s.token, &s.token_len) != 0)
+        return 1;
+    rc = start_engine(&s, &o);
+    if (rc == 0)
+        rc = start_net(&s, &o);
+    if (rc == 0)
+        rc = net_run(s.net);
+    if (rc != 0)
+        log_error("allotd: stopping after a failure: %s", strerror(-rc));
+    else
+        log_info("stopped cleanly");
+    server_stop(&s);
+    return rc == 0 ? 0 : 1;
+}
