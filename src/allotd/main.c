@@ -17,16 +17,23 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/limits.h"
 #include "common/log.h"
 #include "engine/engine.h"
 #include "engine/exec.h"
+#include "journal/journal.h"
+#include "journal/recover.h"
+#include "journal/snapshotter.h"
 #include "net/net.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 25568u
+#define DEFAULT_DATA_DIR "allot-data"
+#define SNAPSHOT_EVERY_RECORDS_DEFAULT 5000000u
+#define SNAPSHOT_EVERY_MS_DEFAULT (10u * 60u * 1000u)
 
 typedef struct options {
     char host[256];
@@ -41,6 +48,12 @@ typedef struct options {
     uint64_t hold_max_ms;
     enum log_level log_level;
     bool compat;
+    durability_t durability;
+    uint32_t fsync_ms;
+    uint32_t segment_mb;
+    uint64_t snapshot_every_records;
+    uint64_t snapshot_every_ms;
+    bool recover_truncate;
 } options_t;
 
 static void usage(FILE *f)
@@ -67,10 +80,22 @@ static void usage(FILE *f)
         "  --token-file F         clients must present the contents of F (one\n"
         "                         line, 1..%u bytes, trailing newline ignored) in\n"
         "                         their HELLO; default: no token needed\n"
-        "  --data-dir DIR         directory for the journal and snapshots; created\n"
-        "                         if missing. NOTE: the journal is not implemented\n"
-        "                         yet: nothing is written there and all state is\n"
-        "                         lost when the server stops\n"
+        "  --data-dir DIR         journal segments and snapshots (default ./%s,\n"
+        "                         created if missing); locked while allotd runs\n"
+        "  --durability MODE      sync (default): a mutation is answered once its\n"
+        "                         journal record is on disk (fdatasync, shared by\n"
+        "                         every connection's records); async: answered\n"
+        "                         once written, synced every --fsync-ms; none: no\n"
+        "                         journal at all, state is lost at exit\n"
+        "                         (benchmarking only)\n"
+        "  --fsync-ms N           async mode: longest time between syncs (default %u)\n"
+        "  --segment-mb N         journal segment size, preallocated (default %u)\n"
+        "  --snapshot-every N[s]  snapshot after N journal records, or every N\n"
+        "                         seconds with an s suffix (default %u records or\n"
+        "                         %u s, whichever comes first; 0 = only at exit)\n"
+        "  --recover-truncate     at start-up, cut a corrupt journal at the first\n"
+        "                         bad record instead of refusing to start (later\n"
+        "                         segments are renamed *.cut, never deleted)\n"
         "  --log-level LEVEL      error, warn, info (default) or debug; logs go to\n"
         "                         stderr\n"
         "  --net-compat           use plain io_uring operations only (no provided\n"
@@ -84,7 +109,9 @@ static void usage(FILE *f)
         "Exit status: 0 clean stop, 1 start-up or runtime failure, 2 bad flags.\n",
         DEFAULT_HOST, DEFAULT_PORT, THREADS_MAX, CONNECTIONS_MAX_CEILING,
         CONNECTIONS_MAX_DEFAULT, SKUS_MAX_CEILING, SKUS_MAX_DEFAULT, ORDERS_MAX_CEILING,
-        ORDERS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, ALLOT_TOKEN_MAX, NET_DRAIN_MS);
+        ORDERS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, ALLOT_TOKEN_MAX, DEFAULT_DATA_DIR,
+        JOURNAL_FSYNC_MS_DEFAULT, JOURNAL_SEGMENT_DEFAULT >> 20,
+        SNAPSHOT_EVERY_RECORDS_DEFAULT, SNAPSHOT_EVERY_MS_DEFAULT / 1000u, NET_DRAIN_MS);
 }
 
 static void bad_flag(const char *fmt, const char *flag, const char *value)
@@ -122,6 +149,21 @@ static void parse_listen(options_t *o, const char *s)
     o->port = (uint16_t)parse_number("--listen port", colon + 1, 0, 65535);
 }
 
+static void parse_snapshot_every(options_t *o, const char *s)
+{
+    char buf[32];
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof buf)
+        bad_flag("%s: '%s' is not N or Ns", "--snapshot-every", s);
+    memcpy(buf, s, n + 1);
+    bool seconds = buf[n - 1] == 's';
+    if (seconds)
+        buf[n - 1] = '\0';
+    uint64_t v = parse_number("--snapshot-every", buf, 0, UINT32_MAX);
+    o->snapshot_every_records = seconds ? 0 : v;
+    o->snapshot_every_ms = seconds ? v * 1000u : 0;
+}
+
 static unsigned default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -131,7 +173,8 @@ static unsigned default_threads(void)
 }
 
 enum { OPT_LISTEN = 256, OPT_THREADS, OPT_DATA_DIR, OPT_SKUS, OPT_ORDERS, OPT_CONNS,
-       OPT_TOKEN, OPT_LOG, OPT_PORT_FILE, OPT_HOLD, OPT_COMPAT, OPT_HELP };
+       OPT_TOKEN, OPT_LOG, OPT_PORT_FILE, OPT_HOLD, OPT_COMPAT, OPT_HELP, OPT_DURABILITY,
+       OPT_FSYNC_MS, OPT_SEGMENT_MB, OPT_SNAPSHOT_EVERY, OPT_RECOVER_TRUNCATE };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -146,6 +189,11 @@ static const struct option long_options[] = {
     {"hold-max-ms", required_argument, NULL, OPT_HOLD},
     {"net-compat", no_argument, NULL, OPT_COMPAT},
     {"help", no_argument, NULL, OPT_HELP},
+    {"durability", required_argument, NULL, OPT_DURABILITY},
+    {"fsync-ms", required_argument, NULL, OPT_FSYNC_MS},
+    {"segment-mb", required_argument, NULL, OPT_SEGMENT_MB},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+    {"recover-truncate", no_argument, NULL, OPT_RECOVER_TRUNCATE},
     {NULL, 0, NULL, 0},
 };
 
@@ -171,6 +219,17 @@ static void parse_option(options_t *o, int opt, const char *arg)
     case OPT_PORT_FILE: o->port_file = arg; break;
     case OPT_HOLD: o->hold_max_ms = parse_number("--hold-max-ms", arg, 1, UINT32_MAX); break;
     case OPT_COMPAT: o->compat = true; break;
+    case OPT_DURABILITY:
+        if (durability_parse(arg, &o->durability) != 0)
+            bad_flag("%s: '%s' is not one of sync, async, none", "--durability", arg);
+        break;
+    case OPT_FSYNC_MS: o->fsync_ms = (uint32_t)parse_number("--fsync-ms", arg, 1, 60000); break;
+    case OPT_SEGMENT_MB:
+        o->segment_mb = (uint32_t)parse_number("--segment-mb", arg, JOURNAL_SEGMENT_MIN >> 20,
+                                               4096);
+        break;
+    case OPT_SNAPSHOT_EVERY: parse_snapshot_every(o, arg); break;
+    case OPT_RECOVER_TRUNCATE: o->recover_truncate = true; break;
     case OPT_HELP: usage(stdout); exit(0);
     default:
         fprintf(stderr, "Try 'allotd --help'.\n");
@@ -189,6 +248,12 @@ static void parse_args(options_t *o, int argc, char **argv)
         .connections_max = CONNECTIONS_MAX_DEFAULT,
         .hold_max_ms = HOLD_MAX_MS_DEFAULT,
         .log_level = LOG_INFO,
+        .data_dir = DEFAULT_DATA_DIR,
+        .durability = DURABILITY_SYNC,
+        .fsync_ms = JOURNAL_FSYNC_MS_DEFAULT,
+        .segment_mb = JOURNAL_SEGMENT_DEFAULT >> 20,
+        .snapshot_every_records = SNAPSHOT_EVERY_RECORDS_DEFAULT,
+        .snapshot_every_ms = SNAPSHOT_EVERY_MS_DEFAULT,
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1)
@@ -318,29 +383,127 @@ typedef struct server {
     engine_t *engine;
     exec_t *exec;
     net_t *net;
+    storage_t storage;
+    bool storage_open;
+    journal_t *journal;
+    snapshotter_t snap;
     int signal_fd;
     uint8_t token[ALLOT_TOKEN_MAX];
     size_t token_len;
 } server_t;
 
-static int start_engine(server_t *s, const options_t *o)
+/* ---- the journal's hooks ------------------------------------------------------ */
+
+static uint8_t hook_admit(void *ctx, const eng_op_t *ops, size_t n, uint32_t expiries)
 {
-    engine_config_t ecfg;
-    engine_config_default(&ecfg);
-    ecfg.skus_max = o->skus_max;
-    ecfg.orders_max = o->orders_max;
-    ecfg.hold_max_ms = o->hold_max_ms;
-    int rc = engine_init(&s->engine, &ecfg);
-    if (rc != 0) {
-        log_error("engine: %s (skus_max %u, orders_max %u)", strerror(-rc), o->skus_max,
-                  o->orders_max);
+    return journal_admit(ctx, ops, n, expiries);
+}
+
+static void hook_commit(void *ctx) { journal_commit(ctx); }
+
+static uint64_t hook_release_seq(void *ctx) { return journal_release_seq(ctx); }
+
+static int hook_watch(void *ctx, int efd) { return journal_add_waiter(ctx, efd); }
+
+static bool hook_failed(void *ctx) { return journal_failed(ctx); }
+
+static void hook_tick(void *ctx, engine_t *e, uint64_t now_ms)
+{
+    snapshotter_tick(ctx, e, now_ms);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void engine_config(engine_config_t *ecfg, const options_t *o)
+{
+    engine_config_default(ecfg);
+    ecfg->skus_max = o->skus_max;
+    ecfg->orders_max = o->orders_max;
+    ecfg->hold_max_ms = o->hold_max_ms;
+}
+
+/* Takes the data dir, rebuilds the state from its snapshot and journal. */
+static int start_state(server_t *s, const options_t *o)
+{
+    int rc = storage_file_open(&s->storage, o->data_dir, true);
+    if (rc == -EBUSY) {
+        log_error("--data-dir %s is locked: another allotd (or allot-journal truncate) is "
+                  "using it",
+                  o->data_dir);
         return rc;
     }
+    if (rc != 0) {
+        log_error("--data-dir %s: %s", o->data_dir, strerror(-rc));
+        return rc;
+    }
+    s->storage_open = true;
+    engine_config_t ecfg;
+    engine_config(&ecfg, o);
+    recover_opts_t ropts = {.truncate_corrupt = o->recover_truncate};
+    recover_result_t res;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = recover(&s->storage, &ecfg, &ropts, &s->engine, &res);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc != 0) {
+        log_error("recovery of %s failed: %s; allotd does not start on a journal it cannot "
+                  "trust",
+                  o->data_dir, res.error);
+        return rc;
+    }
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    log_info("recovered %s: snapshot at sequence %" PRIu64 ", %" PRIu64
+             " journal records replayed from %" PRIu64 " segment(s) in %.3f s (%.2f M "
+             "records/s); next sequence %" PRIu64,
+             o->data_dir, res.snapshot_seq, res.records, res.segments, secs,
+             secs > 0 ? (double)res.records / secs / 1e6 : 0.0, res.next_seq);
+    if (o->durability == DURABILITY_NONE) {
+        log_warn("DURABILITY NONE: nothing is journaled; every mutation from now on is lost "
+                 "when allotd stops. For benchmarking only.");
+        return 0;
+    }
+    journal_config_t jcfg = {
+        .storage = s->storage,
+        .durability = o->durability,
+        .fsync_ms = o->fsync_ms,
+        .segment_bytes = (uint64_t)o->segment_mb << 20,
+        .buffer_bytes = JOURNAL_BUFFER_DEFAULT,
+        .params = {.retain_max = ecfg.retain_max, .retain_ms = ecfg.retain_ms,
+                   .hold_max_ms = ecfg.hold_max_ms},
+    };
+    rc = journal_open(&s->journal, &jcfg, res.next_seq);
+    if (rc != 0) {
+        log_error("journal: cannot open in %s: %s", o->data_dir, strerror(-rc));
+        return rc;
+    }
+    eng_sink_t sink = journal_sink(s->journal);
+    engine_set_sink(s->engine, &sink);
+    return 0;
+}
+
+static int start_engine(server_t *s, const options_t *o)
+{
+    int rc = start_state(s, o);
+    if (rc != 0)
+        return rc;
+    snapshotter_init(&s->snap, o->data_dir, &s->storage, s->journal,
+                     o->snapshot_every_records, o->snapshot_every_ms, engine_seq(s->engine),
+                     wall_ms());
     exec_config_t xcfg = {
         .producers = o->threads,
         .inline_apply = o->threads == 1,
         .ring_size = NET_BATCHES,
         .tick_ms = NET_TICK_MS,
+        .admit = s->journal ? hook_admit : NULL,
+        .commit = s->journal ? hook_commit : NULL,
+        .journal_ctx = s->journal,
+        .tick_hook = o->durability == DURABILITY_NONE ? NULL : hook_tick,
+        .tick_ctx = &s->snap,
     };
     rc = exec_init(&s->exec, s->engine, &xcfg);
     if (rc == 0)
@@ -363,6 +526,10 @@ static int start_net(server_t *s, const options_t *o)
         .exec_inline = o->threads == 1,
         .signal_fd = s->signal_fd,
         .compat = o->compat,
+        .durable_seq = s->journal ? hook_release_seq : NULL,
+        .durable_watch = s->journal ? hook_watch : NULL,
+        .durable_failed = s->journal ? hook_failed : NULL,
+        .durable_ctx = s->journal,
     };
     int rc = net_init(&s->net, &ncfg);
     if (rc != 0)
@@ -375,21 +542,45 @@ static int start_net(server_t *s, const options_t *o)
     }
     log_info("listening on %s: %u network thread(s), operations on %s; "
              "skus_max %u, orders_max %u, connections_max %u, hold_max_ms %" PRIu64
-             "; %s; data dir %s (no journal yet: nothing is persisted)",
+             "; %s; data dir %s, durability %s",
              addr, o->threads, o->threads == 1 ? "the network thread" : "an owner thread",
              o->skus_max, o->orders_max, o->connections_max, o->hold_max_ms,
-             s->token_len ? "HELLO token required" : "no token required",
-             o->data_dir ? o->data_dir : "(none)");
+             s->token_len ? "HELLO token required" : "no token required", o->data_dir,
+             durability_name(o->durability));
     return 0;
 }
 
-static void server_stop(server_t *s)
+/* Order matters: the executor completes what is queued (net's batches stay
+ * valid), the journal flushes and syncs everything, then a final snapshot
+ * makes the next start-up quick. Returns non-zero if the journal failed. */
+static int server_stop(server_t *s)
 {
-    exec_deinit(s->exec); /* completes what is queued: net's batches stay valid */
-    net_deinit(s->net);
+    int failed = 0;
+    if (s->exec)
+        exec_deinit(s->exec);
+    if (s->journal) {
+        int rc = journal_close(s->journal);
+        if (rc != 0) {
+            log_error("journal: closed after a failure (%s): what was not acknowledged may "
+                      "be lost; a restart recovers what is durable",
+                      strerror(-rc));
+            failed = 1;
+        }
+    }
+    if (s->engine && s->storage_open && s->journal && !failed) {
+        int rc = snapshotter_final(&s->snap, s->engine);
+        if (rc != 0)
+            log_warn("snapshot at exit failed: %s; the journal holds everything",
+                     strerror(-rc));
+    }
+    if (s->net)
+        net_deinit(s->net);
     engine_deinit(s->engine);
+    if (s->storage_open)
+        storage_file_close(&s->storage);
     if (s->signal_fd >= 0 && close(s->signal_fd) != 0)
         log_debug("close signalfd: %s", strerror(errno));
+    return failed;
 }
 
 int main(int argc, char **argv)
@@ -403,7 +594,7 @@ int main(int argc, char **argv)
         return 1;
     raise_nofile(&o);
     int rc;
-    if (o.data_dir && (rc = make_dirs(o.data_dir)) != 0) {
+    if ((rc = make_dirs(o.data_dir)) != 0) {
         log_error("--data-dir %s: %s", o.data_dir, strerror(-rc));
         return 1;
     }
@@ -416,8 +607,9 @@ int main(int argc, char **argv)
         rc = net_run(s.net);
     if (rc != 0)
         log_error("allotd: stopping after a failure: %s", strerror(-rc));
-    else
+    if (server_stop(&s) != 0)
+        rc = -EIO;
+    if (rc == 0)
         log_info("stopped cleanly");
-    server_stop(&s);
     return rc == 0 ? 0 : 1;
 }

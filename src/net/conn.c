@@ -27,6 +27,7 @@
 
 #include "common/log.h"
 #include "common/verify.h"
+#include "proto/proto.h"
 #include "net/internal.h"
 
 #define BUF_MIN_CAP 4096u
@@ -451,6 +452,21 @@ void net_conn_release(net_thread_t *t, net_conn_t *c, uint64_t durable_seq)
     conn_flush(t, c);
 }
 
+/* The journal failed: the mutations in answers still waiting on it may or
+ * may not be on disk. They go out as UNAVAILABLE (outcome unknown; a retry
+ * with the same ids after a restart is safe); answers to reads go as they
+ * are. */
+void net_conn_fail_gated(net_thread_t *t, net_conn_t *c)
+{
+    uint32_t from = c->released;
+    for (uint32_t k = 0; k < c->gates_n; k++) {
+        int n = proto_patch_unavailable(c->out.p + from, c->gates[k].end - from);
+        VERIFY(n >= 0);
+        from = c->gates[k].end;
+    }
+    net_conn_release(t, c, UINT64_MAX);
+}
+
 /* The journal moved: answers waiting for it may go. */
 void conn_release_gated(net_thread_t *t)
 {
@@ -557,8 +573,12 @@ static void conn_service(net_thread_t *t, net_conn_t *c)
         conn_service_open(t, c);
     if (c->state == CONN_REJECTED)
         conn_emit_error(t, c);
-    if (c->state == CONN_OPEN || c->state == CONN_REJECTED)
-        net_conn_release(t, c, net_durable(t));
+    if (c->state == CONN_OPEN || c->state == CONN_REJECTED) {
+        if (t->durable_failed)
+            net_conn_fail_gated(t, c);
+        else
+            net_conn_release(t, c, net_durable(t));
+    }
     conn_arm_recv(t, c);
     conn_maybe_close(t, c);
 }

@@ -221,6 +221,7 @@ typedef struct net_thread {
     uint64_t drain_deadline_ms;
     bool done;
     uint64_t durable_seen;
+    bool durable_failed;   /* the journal failed: nothing more is released as OK */
     uint64_t now_ms;       /* CLOCK_MONOTONIC, refreshed each iteration */
     uint64_t enobufs;
     net_counters_t counters;
@@ -285,6 +286,7 @@ void conn_drain(net_thread_t *t, net_conn_t *c);
 void conn_abort(net_thread_t *t, net_conn_t *c, const char *why);
 void conn_sweep(net_thread_t *t);
 void net_conn_release(net_thread_t *t, net_conn_t *c, uint64_t durable_seq);
+void net_conn_fail_gated(net_thread_t *t, net_conn_t *c);
 uint8_t *conn_out_reserve(net_thread_t *t, net_conn_t *c, size_t size);
 void conn_out_commit(net_thread_t *t, net_conn_t *c, size_t size, uint64_t seq_needed,
                      bool mutating);

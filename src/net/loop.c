@@ -461,10 +461,33 @@ static unsigned reap(net_thread_t *t)
 
 /* Work that needs no new input: connections with something to do, frames
  * for the executor, finished batches. Returns true if some is left. */
+/* Once, when the journal fails: answers waiting on it go out UNAVAILABLE,
+ * then the server drains and stops with an error. */
+static void journal_failed(net_thread_t *t)
+{
+    const net_config_t *cfg = &t->net->cfg;
+    if (t->durable_failed || !cfg->durable_failed || !cfg->durable_failed(cfg->durable_ctx))
+        return;
+    t->durable_failed = true;
+    uint32_t answered = 0;
+    for (uint32_t i = 0; i < t->conns_hw; i++) {
+        net_conn_t *c = &t->conns[i];
+        if (c->state != CONN_FREE && c->gates_n > 0) {
+            net_conn_fail_gated(t, c);
+            answered++;
+        }
+    }
+    log_error("thread %u: the journal failed: answered UNAVAILABLE on %u connection(s) "
+              "waiting for it; stopping",
+              t->index, answered);
+    net_fail(t->net, -EIO);
+}
+
 static bool settle(net_thread_t *t)
 {
     for (unsigned round = 0; round < SETTLE_ROUNDS; round++) {
-        uint64_t durable = net_durable(t);
+        journal_failed(t);
+        uint64_t durable = t->durable_failed ? t->durable_seen : net_durable(t);
         if (durable != t->durable_seen) {
             t->durable_seen = durable;
             conn_release_gated(t);

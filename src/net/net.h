@@ -43,6 +43,10 @@ typedef struct net_config {
      * answers leave at once rather than at the next tick; e.g. a wrapper
      * of journal_add_waiter. NULL = none. 0 or -errno. */
     int (*durable_watch)(void *ctx, int efd);
+    /* true once the journal has failed for good: answers still waiting on
+     * it go out as UNAVAILABLE and the server stops (net_run returns
+     * -EIO). NULL = it never fails. */
+    bool (*durable_failed)(void *ctx);
     void *durable_ctx;
     int signal_fd;            /* signalfd to watch for SIGTERM/SIGINT; -1 = none */
     bool compat;              /* plain recv, single-shot ops, no ring flags */

@@ -570,3 +570,51 @@ size_t proto_encode_error(uint8_t *out, size_t cap, uint64_t request_id,
     memcpy(p + ALLOT_ERR_MSG, err->msg, msg_len);
     return size;
 }
+
+/* ---- journal failure ---------------------------------------------------- */
+
+static size_t order_result_size(const uint8_t *el)
+{
+    size_t lines = el[ALLOT_ORES_LINES];
+    return ALLOT_ORES_HEAD_SIZE + ((lines * 4 + 7) & ~(size_t)7);
+}
+
+int proto_patch_unavailable(uint8_t *buf, size_t len)
+{
+    int changed = 0;
+    size_t off = 0;
+    while (off < len) {
+        if (len - off < ALLOT_FRAME_HEADER_SIZE)
+            return -1;
+        uint8_t *f = buf + off;
+        uint32_t flen = allot_get_u32(f);
+        if (flen < ALLOT_FRAME_HEADER_SIZE || flen > len - off)
+            return -1;
+        uint16_t op = (uint16_t)(allot_get_u16(f + 4) & ~ALLOT_OP_RESPONSE);
+        uint16_t count = allot_get_u16(f + 6);
+        uint8_t *el = f + ALLOT_FRAME_HEADER_SIZE, *end = f + flen;
+        bool order_op = op == ALLOT_OP_PLACE || op == ALLOT_OP_CONFIRM ||
+                        op == ALLOT_OP_EXTEND || op == ALLOT_OP_CANCEL ||
+                        op == ALLOT_OP_FULFILL;
+        bool sku_op = op == ALLOT_OP_SKU_SET || op == ALLOT_OP_RESTOCK || op == ALLOT_OP_ADJUST;
+        for (uint16_t i = 0; (order_op || sku_op) && i < count; i++) {
+            size_t size = order_op ? ALLOT_ORES_HEAD_SIZE : ALLOT_SRES_SIZE;
+            if ((size_t)(end - el) < size)
+                return -1;
+            if (order_op) {
+                size = order_result_size(el);
+                if ((size_t)(end - el) < size)
+                    return -1;
+                el[ALLOT_ORES_RESULT] = ALLOT_UNAVAILABLE;
+                el[ALLOT_ORES_STATE] = ALLOT_STATE_NONE;
+                el[ALLOT_ORES_FLAGS] = 0;
+            } else {
+                el[ALLOT_SRES_RESULT] = ALLOT_UNAVAILABLE;
+            }
+            el += size;
+            changed++;
+        }
+        off += flen;
+    }
+    return changed;
+}

@@ -95,4 +95,12 @@ size_t proto_encode_error(uint8_t *out, size_t cap, uint64_t request_id,
 void proto_error_set(proto_error_t *err, uint8_t result, uint8_t reason,
                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The journal failed before these answers could be released: turns the
+ * result of every mutation element in the encoded response frames in
+ * buf[0..len) into ALLOT_UNAVAILABLE (outcome unknown) and its state into
+ * NONE; answers to reads are left as they are. Returns the number of
+ * elements changed, or -1 if buf does not hold whole response frames. */
+int proto_patch_unavailable(uint8_t *buf, size_t len);
+
+
 #endif

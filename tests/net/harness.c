@@ -23,12 +23,11 @@ static unsigned dirs_n;
 void harness_cleanup(void)
 {
     for (unsigned i = 0; i < dirs_n; i++) {
-        char path[96];
-        snprintf(path, sizeof path, "%s/allotd.log", dirs[i]);
-        unlink(path);
-        snprintf(path, sizeof path, "%s/port", dirs[i]);
-        unlink(path);
-        rmdir(dirs[i]);
+        /* our own mkdtemp directories: log, port file, data dir */
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
+        if (system(cmd) != 0)
+            fprintf(stderr, "harness: could not remove %s\n", dirs[i]);
     }
     dirs_n = 0;
 }
@@ -95,6 +94,8 @@ static void server_exec(server_t *s, const char *allotd, const char *const *extr
     argv[n++] = "127.0.0.1:0";
     argv[n++] = "--port-file";
     argv[n++] = port_file;
+    argv[n++] = "--data-dir";
+    argv[n++] = s->data_dir;
     for (size_t i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -111,6 +112,7 @@ void server_start(server_t *s, const char *allotd, const char *const *extra)
     snprintf(s->dir, sizeof s->dir, "/tmp/allot-net-XXXXXX");
     CHECK(mkdtemp(s->dir) != NULL, "mkdtemp: %s", strerror(errno));
     snprintf(s->log_path, sizeof s->log_path, "%s/allotd.log", s->dir);
+    snprintf(s->data_dir, sizeof s->data_dir, "%s/data", s->dir);
     if (dirs_n < 8)
         memcpy(dirs[dirs_n++], s->dir, sizeof s->dir);
     char port_file[96];

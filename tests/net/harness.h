@@ -33,6 +33,7 @@ typedef struct server {
     uint16_t port;
     char dir[64];
     char log_path[96];
+    char data_dir[96];
 } server_t;
 
 /* Starts allotd on 127.0.0.1:0 with the given extra arguments (NULL
