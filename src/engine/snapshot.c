@@ -233,7 +233,10 @@ int engine_snapshot_load(engine_t *e, const uint8_t *buf, size_t len, char *why,
             return rc;
         p += used;
     }
-    if ((uint64_t)(end - p) != limits * SNAP_LIMIT + ring * SNAP_RING)
+    /* Bound each count first: multiplied, a huge one wraps around. */
+    uint64_t rest = (uint64_t)(end - p);
+    if (limits > rest / SNAP_LIMIT || ring > rest / SNAP_RING ||
+        rest != limits * SNAP_LIMIT + ring * SNAP_RING)
         LOAD_FAIL("snapshot length disagrees with its counts");
     for (uint64_t i = 0; i < limits; i++, p += SNAP_LIMIT) {
         uint64_t sku = allot_get_u64(p + 8), units = allot_get_u64(p + 16);

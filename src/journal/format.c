@@ -139,6 +139,16 @@ size_t rec_encode(uint8_t *out, const eng_record_t *rec)
     return len;
 }
 
+/* Padding is zero, so that a record has exactly one encoding: an auditor
+ * can re-encode what it decoded and get the bytes on disk back. */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
 static bool decode_payload(const uint8_t *p, size_t psize, eng_record_t *rec,
                            eng_line_t *line_buf, const char **why)
 {
@@ -170,6 +180,10 @@ static bool decode_payload(const uint8_t *p, size_t psize, eng_record_t *rec,
             *why = "PLACE line count disagrees with the record length";
             return false;
         }
+        if (!all_zero(p + 34, REC_PLACE_HEAD - 34)) {
+            *why = "PLACE padding is not zero";
+            return false;
+        }
         for (uint32_t i = 0; i < rec->line_count; i++) {
             const uint8_t *l = p + REC_PLACE_HEAD + i * REC_LINE_SIZE;
             line_buf[i].sku = allot_get_u64(l);
@@ -179,7 +193,13 @@ static bool decode_payload(const uint8_t *p, size_t psize, eng_record_t *rec,
         rec->lines = line_buf;
         return true;
     }
-    case REC_RETIRE: rec->count = allot_get_u32(p); return true;
+    case REC_RETIRE:
+        rec->count = allot_get_u32(p);
+        if (!all_zero(p + 4, 4)) {
+            *why = "RETIRE padding is not zero";
+            return false;
+        }
+        return true;
     default: rec->id = allot_get_u64(p); return true;
     }
 }
@@ -219,7 +239,9 @@ enum rec_status rec_decode(const uint8_t *buf, size_t len, eng_record_t *rec,
         *why = "unknown record type";
         return REC_STATUS_BAD;
     }
-    if (rec->type != REC_PLACE && psize != want) {
+    /* A PLACE is at least its head and one line: decode_payload reads the
+     * head before it knows the line count. */
+    if (rec->type == REC_PLACE ? psize < want : psize != want) {
         *why = "payload size does not match the record type";
         return REC_STATUS_BAD;
     }

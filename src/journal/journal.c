@@ -182,11 +182,16 @@ static int switch_segment(journal_t *j, uint64_t first_seq)
     VERIFY(j->prep_fd >= 0);
     char name[STORAGE_NAME_MAX];
     segment_name(name, sizeof name, first_seq);
-    int rc = st->ops->rename(st->ctx, PREP_NAME, name);
+    /* The header is durable before the name is: a crash in between leaves
+     * a prepared file, never a segment without its header, which recovery
+     * would refuse. */
+    int rc = write_header(j, j->prep_fd, first_seq);
+    if (rc == 0)
+        rc = st->ops->sync(st->ctx, j->prep_fd);
+    if (rc == 0)
+        rc = st->ops->rename(st->ctx, PREP_NAME, name);
     if (rc == 0)
         rc = st->ops->sync_dir(st->ctx);
-    if (rc == 0)
-        rc = write_header(j, j->prep_fd, first_seq);
     if (rc != 0)
         return rc;
     rc = st->ops->close(st->ctx, j->cur_fd);
@@ -378,8 +383,13 @@ static void sink_record(void *ctx, const eng_record_t *rec)
         atomic_store(&j->next_ready, false);
         j->seg_used = SEG_HEADER_SIZE;
     }
-    if (!wait_ring_space(j, len))
-        return; /* failed: nothing will be acknowledged anyway */
+    if (!wait_ring_space(j, len)) {
+        /* Failed: nothing will be acknowledged anyway. The record is
+         * dropped but numbered, so that the rest of the batch can finish
+         * and the server answer UNAVAILABLE instead of aborting here. */
+        j->last_seq = rec->seq;
+        return;
+    }
     ring_copy(j, buf, len);
     j->seg_used += len;
     j->last_seq = rec->seq;

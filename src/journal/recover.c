@@ -21,9 +21,12 @@ static bool parse_name(const char *name, const char *prefix, const char *suffix,
         return false;
     uint64_t x = 0;
     for (size_t i = pl; i < pl + 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
+        uint64_t d = (uint64_t)(name[i] - '0');
+        /* Twenty digits can spell more than 2^64 - 1: such a name would
+         * wrap to another file's number. */
+        if (name[i] < '0' || name[i] > '9' || x > (UINT64_MAX - d) / 10)
             return false;
-        x = x * 10 + (uint64_t)(name[i] - '0');
+        x = x * 10 + d;
     }
     *v = x;
     return x != 0;
@@ -419,9 +422,10 @@ int recover(const storage_t *st, const engine_config_t *cfg, const recover_opts_
     }
     for (size_t i = first; i < d.nsegs && rc == 0 && !c.done; i++)
         rc = replay_segment(&c, d.segs[i], i + 1 == d.nsegs);
-    if (rc == 0 && c.done && !o->dry_run && o->truncate_corrupt) {
-        /* Segments after a cut are set aside, never deleted. */
-        for (size_t i = first; i < d.nsegs; i++) {
+    if (rc == 0 && res->torn_tail_cut && !o->dry_run && o->truncate_corrupt) {
+        /* Segments after a cut are set aside, never deleted, and for good:
+         * a crash must not bring them back behind the cut. */
+        for (size_t i = first; i < d.nsegs && rc == 0; i++) {
             if (d.segs[i] < c.expect_seq)
                 continue;
             char from[STORAGE_NAME_MAX], to[STORAGE_NAME_MAX + 8];
@@ -431,6 +435,8 @@ int recover(const storage_t *st, const engine_config_t *cfg, const recover_opts_
             if (rc == 0)
                 log_warn("recovery: %s set aside as %s", from, to);
         }
+        if (rc == 0)
+            rc = st->ops->sync_dir(st->ctx);
     }
     uint64_t last = engine_seq(e);
     res->next_seq = last + 1;

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,44 @@ typedef struct file_storage {
     bool ring_ok;
     bool ring_tried;
     pthread_mutex_t ring_lock; /* the ring has one user at a time */
+    bool fault_on;             /* the test hook below is armed */
+    uint64_t fault_after;
+    _Atomic uint64_t fault_calls;
 } file_storage_t;
+
+/* Test hook, for the server-level fault tests (tests/crash) and nothing
+ * else: with ALLOT_FAULT_SYNC_AFTER=N in the environment, the first N
+ * write_sync and sync calls of a storage behave normally and every later
+ * one fails with -EIO, as a dying disk would. write_sync still writes (the
+ * bytes may reach the disk, only their sync "fails"), so that the journal
+ * meets the real case: an outcome it cannot know. The variable is read once,
+ * in storage_file_open(), which logs a warning when it is set. */
+#define FAULT_ENV "ALLOT_FAULT_SYNC_AFTER"
+
+static void fault_init(file_storage_t *fs)
+{
+    const char *v = getenv(FAULT_ENV);
+    if (v == NULL)
+        return;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0) {
+        log_warn("storage: %s='%s' is not a number; ignored", FAULT_ENV, v);
+        return;
+    }
+    fs->fault_on = true;
+    fs->fault_after = n;
+    log_warn("storage: TEST HOOK %s=%llu: every write_sync/sync after the first %llu "
+             "fails with EIO",
+             FAULT_ENV, n, n);
+}
+
+/* True when this write_sync/sync call is one the test hook fails. */
+static bool fault_now(file_storage_t *fs)
+{
+    return fs->fault_on && atomic_fetch_add(&fs->fault_calls, 1) >= fs->fault_after;
+}
 
 static int fs_open(void *ctx, const char *name, bool create, int *fd)
 {
@@ -120,10 +158,16 @@ static int fs_pwritev(void *ctx, int fd, const struct iovec *iov_in, int iovcnt,
     return 0;
 }
 
+static int do_sync(int fd)
+{
+    return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
 static int fs_sync(void *ctx, int fd)
 {
-    (void)ctx;
-    return fdatasync(fd) == 0 ? 0 : -errno;
+    if (fault_now(ctx))
+        return -EIO;
+    return do_sync(fd);
 }
 
 /* One write + linked fdatasync round trip; returns bytes written (the sync
@@ -169,6 +213,10 @@ static int fs_write_sync(void *ctx, int fd, const struct iovec *iov_in, int iovc
     file_storage_t *fs = ctx;
     if (iovcnt > IOV_MAX_LOCAL)
         return -EINVAL;
+    if (fault_now(fs)) {
+        int rc = fs_pwritev(ctx, fd, iov_in, iovcnt, off);
+        return rc ? rc : -EIO;
+    }
     pthread_mutex_lock(&fs->ring_lock);
     if (!fs->ring_tried) {
         /* Created on first use: only the journal writer needs it. */
@@ -183,7 +231,7 @@ static int fs_write_sync(void *ctx, int fd, const struct iovec *iov_in, int iovc
     if (!fs->ring_ok) {
         pthread_mutex_unlock(&fs->ring_lock);
         int rc = fs_pwritev(ctx, fd, iov_in, iovcnt, off);
-        return rc ? rc : fs_sync(ctx, fd);
+        return rc ? rc : do_sync(fd);
     }
     struct iovec local[IOV_MAX_LOCAL];
     memcpy(local, iov_in, (size_t)iovcnt * sizeof *local);
@@ -207,7 +255,7 @@ static int fs_write_sync(void *ctx, int fd, const struct iovec *iov_in, int iovc
         off += written;
         iov_consume(&iov, &iovcnt, written);
         if (iovcnt == 0) {
-            rc = fs_sync(ctx, fd);
+            rc = do_sync(fd);
             break;
         }
     }
@@ -295,6 +343,7 @@ int storage_file_open(storage_t *st, const char *dir, bool lock)
         }
     }
     pthread_mutex_init(&fs->ring_lock, NULL);
+    fault_init(fs);
     st->ops = &file_ops;
     st->ctx = fs;
     return 0;
