@@ -60,11 +60,12 @@ int engine_init(engine_t **out, const engine_config_t *cfg_in)
     if (!e)
         return -ENOMEM;
     e->cfg = cfg;
-    int rc = inv_init(&e->inv, cfg.skus_max, cfg.shards);
+    int rc = inv_init(&e->inv, cfg.skus_max, cfg.shards, cfg.prefault);
     if (rc == 0)
-        rc = orders_init(&e->orders, cfg.orders_max, cfg.lines_max, cfg.retain_max);
+        rc = orders_init(&e->orders, cfg.orders_max, cfg.lines_max, cfg.retain_max,
+                         cfg.prefault);
     if (rc == 0)
-        rc = limits_init(&e->limits, cfg.limits_max);
+        rc = limits_init(&e->limits, cfg.limits_max, cfg.prefault);
     if (rc != 0) {
         engine_deinit(e);
         return rc;
@@ -242,16 +243,34 @@ static void release_units(engine_t *e, const order_rec_t *r, bool shipped)
     }
 }
 
+#define RETIRE_AHEAD 4u
+
+/* Retirement walks the queue in order, so the next victims are known: start
+ * their misses (record, index slot, lines) a few retirements early. */
+static void retire_prefetch(const orders_t *o)
+{
+    if (o->ring_len > RETIRE_AHEAD) {
+        const retire_ent_t *far = &o->ring[(o->ring_head + RETIRE_AHEAD) % o->ring_cap];
+        __builtin_prefetch(&o->recs[far->rec]);
+        __builtin_prefetch(&o->index[hash_u64(far->id) & o->index_mask]);
+    }
+    if (o->ring_len > RETIRE_AHEAD / 2) {
+        const retire_ent_t *near = &o->ring[(o->ring_head + RETIRE_AHEAD / 2) % o->ring_cap];
+        __builtin_prefetch(&o->lines[o->recs[near->rec].line_ref]);
+    }
+}
+
 static void retire_one(engine_t *e)
 {
     orders_t *o = &e->orders;
     VERIFY(o->ring_len > 0);
     retire_ent_t *ent = &o->ring[o->ring_head];
     order_rec_t *r = &o->recs[ent->rec];
-    VERIFY(state_is_terminal(r->state));
+    VERIFY(state_is_terminal(r->state) && r->id == ent->id);
     orders_remove(o, r);
     o->ring_head = (o->ring_head + 1) % o->ring_cap;
     o->ring_len--;
+    retire_prefetch(o);
 }
 
 /* A terminal order stays known for retries until the retention window
@@ -260,14 +279,13 @@ static void become_terminal(engine_t *e, order_rec_t *r, uint8_t state)
 {
     orders_t *o = &e->orders;
     VERIFY(state_is_live(r->state) && state_is_terminal(state));
-    if (r->heap_pos != NONE32)
-        heap_remove(o, r);
     r->state = state;
     o->live--;
     if (o->ring_len == o->ring_cap)
         retire_one(e);
     uint32_t tail = (o->ring_head + o->ring_len) % o->ring_cap;
     o->ring[tail].terminal_ms = e->now_ms;
+    o->ring[tail].id = r->id;
     o->ring[tail].rec = orders_rec_index(o, r);
     o->ring_len++;
 }
@@ -490,7 +508,6 @@ static order_rec_t *order_lookup(engine_t *e, eng_op_t *op, uint64_t h)
 static void confirm_commit(engine_t *e, order_rec_t *r)
 {
     VERIFY(r->state == ALLOT_STATE_HELD);
-    heap_remove(&e->orders, r);
     r->state = ALLOT_STATE_CONFIRMED;
     r->deadline_ms = 0;
 }
@@ -558,7 +575,7 @@ static void extend_commit(engine_t *e, order_rec_t *r, uint64_t deadline_ms)
 {
     VERIFY(r->state == ALLOT_STATE_HELD && deadline_ms > e->now_ms);
     r->deadline_ms = deadline_ms;
-    heap_update(&e->orders, r);
+    heap_push(&e->orders, r); /* the old entry is stale now */
 }
 
 static void op_extend(engine_t *e, eng_op_t *op, uint64_t h)
@@ -618,7 +635,8 @@ static uint32_t expire_holds(engine_t *e, uint32_t max)
 {
     uint32_t n = 0;
     order_rec_t *r;
-    while (n < max && (r = heap_top(&e->orders)) && r->deadline_ms <= e->now_ms) {
+    while (n < max && (r = heap_first(&e->orders)) && r->deadline_ms <= e->now_ms) {
+        heap_pop(&e->orders);
         expire_order(e, r);
         n++;
     }
@@ -645,9 +663,9 @@ uint32_t engine_expire(engine_t *e, uint64_t now_ms, uint32_t max)
     return expired;
 }
 
-uint64_t engine_next_deadline(const engine_t *e)
+uint64_t engine_next_deadline(engine_t *e)
 {
-    const order_rec_t *r = heap_top(&e->orders);
+    const order_rec_t *r = heap_first(&e->orders);
     return r ? r->deadline_ms : UINT64_MAX;
 }
 
@@ -867,6 +885,65 @@ static int replay_retire(engine_t *e, const eng_record_t *rec, char *why, size_t
         retire_one(e);
     e->seq++;
     return 0;
+}
+
+/* Replay is a stream of dependent random lookups: index slot -> order
+ * record -> its lines -> their SKUs. Each stage prefetches the next level
+ * from what the previous stage brought into cache; the caller runs stage 0
+ * furthest ahead. Only hints: the index may change before the record is
+ * applied, so nothing found here is trusted. */
+void engine_replay_prefetch(const engine_t *e, const eng_record_t *rec, unsigned stage)
+{
+    const orders_t *o = &e->orders;
+    switch (rec->type) {
+    case REC_SKU_SET:
+    case REC_RESTOCK:
+    case REC_ADJUST:
+        if (stage == 0)
+            __builtin_prefetch(inv_home(&e->inv, hash_u64(rec->id)));
+        return;
+    case REC_RETIRE: return;
+    default: break;
+    }
+    uint64_t pos = hash_u64(rec->id) & o->index_mask;
+    if (stage == 0) {
+        __builtin_prefetch(&o->index[pos]);
+        if (rec->type == REC_PLACE && rec->lines)
+            for (uint32_t i = 0; i < rec->line_count && i < 4; i++)
+                __builtin_prefetch(inv_home(&e->inv, hash_u64(rec->lines[i].sku)));
+        return;
+    }
+    if (rec->type == REC_PLACE) {
+        if (stage == 2 && rec->lines)
+            for (uint32_t i = 0; i < rec->line_count && i < 4; i++) {
+                const sku_slot_t *s = inv_home(&e->inv, hash_u64(rec->lines[i].sku));
+                if (s->sku == rec->lines[i].sku && s->limit)
+                    __builtin_prefetch(limits_home(&e->limits, rec->customer, s->sku));
+            }
+        return;
+    }
+    /* the first slot of the probe is usually the one */
+    const order_slot_t *slot = &o->index[pos];
+    if (slot->id != rec->id)
+        return;
+    const order_rec_t *r = &o->recs[slot->rec];
+    if (stage == 1) {
+        __builtin_prefetch(r);
+        return;
+    }
+    if (r->id != rec->id || r->line_count == 0)
+        return;
+    const eng_line_t *lines = &o->lines[r->line_ref];
+    if (stage == 2) {
+        __builtin_prefetch(lines);
+        return;
+    }
+    if (rec->type == REC_CANCEL || rec->type == REC_FULFILL || rec->type == REC_EXPIRE)
+        for (uint32_t i = 0; i < r->line_count && i < 4; i++) {
+            __builtin_prefetch(inv_home(&e->inv, hash_u64(lines[i].sku)));
+            if (r->limit_mask & (UINT64_C(1) << i))
+                __builtin_prefetch(limits_home(&e->limits, r->customer, lines[i].sku));
+        }
 }
 
 int engine_replay(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)

@@ -33,6 +33,7 @@ typedef struct engine_config {
     uint32_t retain_max;   /* terminal orders kept for retries */
     uint64_t retain_ms;    /* ... and for how long */
     uint64_t hold_max_ms;  /* longest hold, from placement */
+    bool prefault;         /* touch every table page at init (servers) */
 } engine_config_t;
 
 /* Fills cfg with the defaults from limits.h for skus_max / orders_max. */
@@ -147,8 +148,10 @@ void engine_refuse(engine_t *e, eng_op_t *ops, size_t n, uint8_t result);
  * holds expired. */
 uint32_t engine_expire(engine_t *e, uint64_t now_ms, uint32_t max);
 
-/* Earliest hold deadline, UINT64_MAX when nothing is held. */
-uint64_t engine_next_deadline(const engine_t *e);
+/* Earliest deadline of a HELD order, UINT64_MAX when nothing is held.
+ * (Not const: it drops lapsed heap entries on the way, which changes no
+ * state that matters.) */
+uint64_t engine_next_deadline(engine_t *e);
 
 /* ---- replay ------------------------------------------------------------- */
 
@@ -156,6 +159,12 @@ uint64_t engine_next_deadline(const engine_t *e);
  * (sequence follows, no oversell, state transition allowed, limits kept) and
  * returns 0, or -EILSEQ with a description in why (may be NULL). */
 int engine_replay(engine_t *e, const eng_record_t *rec, char *why, size_t why_len);
+
+/* Starts the cache misses engine_replay(rec) will take, one level of the
+ * lookup chain per stage (0..REPLAY_PREFETCH_STAGES-1). A hint: run stage 0
+ * several records ahead, and each later stage closer to the replay. */
+#define REPLAY_PREFETCH_STAGES 4u
+void engine_replay_prefetch(const engine_t *e, const eng_record_t *rec, unsigned stage);
 
 /* ---- inspection --------------------------------------------------------- */
 

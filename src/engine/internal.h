@@ -46,7 +46,7 @@ typedef struct inv {
     uint64_t count_max;
 } inv_t;
 
-int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards);
+int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards, bool prefault);
 void inv_deinit(inv_t *t);
 
 static inline uint64_t hash_u64(uint64_t v) { return XXH3_64bits(&v, sizeof v); }
@@ -73,7 +73,7 @@ typedef struct order_rec {
     uint64_t content_hash;
     uint64_t limit_mask;  /* lines whose units count toward a limit */
     uint32_t line_ref;    /* first line in the pool; next free when free */
-    uint32_t heap_pos;    /* in the deadline heap, NONE32 when not HELD */
+    uint32_t reserved2;
     uint8_t state;
     uint8_t policy;
     uint8_t line_count;
@@ -83,6 +83,17 @@ typedef struct order_rec {
 
 _Static_assert(sizeof(order_rec_t) == 64, "one order per cache line");
 
+/* A hold in the deadline heap. Entries are never removed when an order
+ * stops being HELD or gets a new deadline: they go stale, and are dropped
+ * when they reach the top or when the heap is compacted. That keeps
+ * CONFIRM and CANCEL away from the heap entirely. */
+typedef struct heap_ent {
+    uint64_t deadline_ms;
+    uint64_t id;
+    uint32_t rec;
+    uint32_t pad;
+} heap_ent_t;
+
 typedef struct order_slot {
     uint64_t id; /* 0 = empty */
     uint32_t rec;
@@ -91,6 +102,7 @@ typedef struct order_slot {
 
 typedef struct retire_ent {
     uint64_t terminal_ms;
+    uint64_t id; /* so that the next victims can be prefetched */
     uint32_t rec;
     uint32_t pad;
 } retire_ent_t;
@@ -116,14 +128,15 @@ typedef struct orders {
     uint32_t free_block[LINE_CLASSES];
     uint8_t *free_order; /* per line: size class of a free block starting here */
 
-    uint32_t *heap; /* rec indices, min-heap on deadline_ms */
-    uint32_t heap_len;
+    struct heap_ent *heap; /* min-heap on (deadline, id); may hold stale entries */
+    uint32_t heap_len, heap_cap;
 
     retire_ent_t *ring; /* terminal orders, oldest first */
     uint32_t ring_cap, ring_head, ring_len;
 } orders_t;
 
-int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t retain_max);
+int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t retain_max,
+                bool prefault);
 void orders_deinit(orders_t *o);
 
 /* Index position of id: its slot when present (*found), else the empty slot
@@ -150,14 +163,13 @@ static inline eng_line_t *orders_lines(const orders_t *o, const order_rec_t *r)
     return &o->lines[r->line_ref];
 }
 
+/* Adds r (HELD) with its current deadline. */
 void heap_push(orders_t *o, order_rec_t *r);
-void heap_remove(orders_t *o, order_rec_t *r);
-void heap_update(orders_t *o, order_rec_t *r); /* after deadline_ms changed */
-static inline order_rec_t *heap_top(const orders_t *o)
-{
-    return o->heap_len ? &o->recs[o->heap[0]] : NULL;
-}
-
+/* The HELD order with the earliest (deadline, id), dropping stale entries
+ * on the way; NULL when none. */
+order_rec_t *heap_first(orders_t *o);
+/* Removes the top entry (after heap_first returned it). */
+void heap_pop(orders_t *o);
 /* ---- per-customer limit counts ------------------------------------------ */
 
 typedef struct limit_slot {
@@ -173,7 +185,18 @@ typedef struct limits {
     uint32_t count_max;
 } limits_t;
 
-int limits_init(limits_t *l, uint32_t limits_max);
+static inline uint64_t limit_hash(uint64_t customer, uint64_t sku)
+{
+    uint64_t key[2] = {customer, sku};
+    return XXH3_64bits(key, sizeof key);
+}
+static inline const limit_slot_t *limits_home(const limits_t *l, uint64_t customer,
+                                              uint64_t sku)
+{
+    return &l->slots[limit_hash(customer, sku) & l->mask];
+}
+
+int limits_init(limits_t *l, uint32_t limits_max, bool prefault);
 void limits_deinit(limits_t *l);
 uint64_t limits_get(const limits_t *l, uint64_t customer, uint64_t sku);
 /* Adds units; false (nothing changed) when a new entry would not fit. */

@@ -179,20 +179,36 @@ static int load_order(engine_t *e, const uint8_t *b, size_t avail, size_t *used,
     return 0;
 }
 
+#define IN_RING 0x80u /* hold_flags bit, only while a snapshot loads */
+
 static int load_ring(engine_t *e, const uint8_t *p, uint64_t n, char *why, size_t why_len)
 {
     orders_t *o = &e->orders;
     if (n > o->ring_cap)
         LOAD_FAIL("snapshot retains more orders than this server's retention allows");
-    for (uint64_t k = 0; k < n; k++, p += SNAP_RING) {
+    int rc = 0;
+    uint64_t k = 0;
+    for (; k < n; k++, p += SNAP_RING) {
         uint64_t id = allot_get_u64(p);
-        const order_rec_t *r = id ? orders_find(o, id, hash_u64(id)) : NULL;
-        if (!r || !state_is_terminal(r->state))
-            LOAD_FAIL("snapshot retains order %llu, which is not terminal",
-                      (unsigned long long)id);
+        order_rec_t *r = id ? (order_rec_t *)orders_find(o, id, hash_u64(id)) : NULL;
+        if (!r || !state_is_terminal(r->state) || (r->hold_flags & IN_RING)) {
+            if (why)
+                snprintf(why, why_len,
+                         "snapshot retains order %llu, which is not terminal or is "
+                         "retained twice",
+                         (unsigned long long)id);
+            rc = -EILSEQ;
+            break;
+        }
+        r->hold_flags |= IN_RING;
         o->ring[k].rec = orders_rec_index(o, r);
+        o->ring[k].id = id;
         o->ring[k].terminal_ms = allot_get_u64(p + 8);
     }
+    for (uint64_t i = 0; i < k; i++)
+        o->recs[o->ring[i].rec].hold_flags &= (uint8_t)~IN_RING;
+    if (rc != 0)
+        return rc;
     o->ring_head = 0;
     o->ring_len = (uint32_t)n;
     return 0;

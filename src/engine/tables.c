@@ -35,10 +35,11 @@
  * populated up front: the engine touches them at random, so 4 KiB pages
  * would cost a TLB miss per operation and a page fault on first touch.
  * (Sanitizer builds use the heap so that overflows are caught.) */
-static void *alloc_zeroed(size_t n, size_t size)
+static void *alloc_zeroed(size_t n, size_t size, bool prefault)
 {
     size_t bytes = (n ? n : 1) * size;
 #ifdef TABLES_ON_HEAP
+    (void)prefault;
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes) != 0)
         return NULL;
@@ -58,8 +59,9 @@ static void *alloc_zeroed(size_t n, size_t size)
     if (madvise(p, bytes, MADV_HUGEPAGE) != 0 && errno != EINVAL)
         log_debug("madvise(MADV_HUGEPAGE) failed: %s", strerror(errno));
     /* Touch every page now: start-up pays for the faults, not the first
-     * orders of a sale. */
-    for (size_t off = 0; off < bytes; off += 4096)
+     * orders of a sale. (Tools that replay a journal skip it: they touch
+     * what they need, and only once.) */
+    for (size_t off = 0; prefault && off < bytes; off += 4096)
         p[off] = 0;
     return p;
 #endif
@@ -90,7 +92,7 @@ static uint64_t pow2_at_least(uint64_t v)
 
 /* ---- inventory ----------------------------------------------------------- */
 
-int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards)
+int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards, bool prefault)
 {
     memset(t, 0, sizeof *t);
     if (skus_max == 0 || skus_max > SKUS_MAX_CEILING || shards == 0 ||
@@ -108,8 +110,8 @@ int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards)
     t->shard_cap = (uint32_t)(per * 10 / 7 + 16);
     t->shard_fill_max = t->shard_cap - t->shard_cap / 16;
     t->count_max = skus_max;
-    t->slots = alloc_zeroed((size_t)shards * t->shard_cap, sizeof(sku_slot_t));
-    t->shard_count = alloc_zeroed(shards, sizeof(uint32_t));
+    t->slots = alloc_zeroed((size_t)shards * t->shard_cap, sizeof(sku_slot_t), prefault);
+    t->shard_count = alloc_zeroed(shards, sizeof(uint32_t), prefault);
     if (!t->slots || !t->shard_count) {
         inv_deinit(t);
         return -ENOMEM;
@@ -168,7 +170,8 @@ sku_slot_t *inv_upsert(inv_t *t, uint64_t sku, uint64_t h, bool *created)
 
 /* ---- orders -------------------------------------------------------------- */
 
-int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t retain_max)
+int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t retain_max,
+                bool prefault)
 {
     memset(o, 0, sizeof *o);
     if (orders_max == 0 || orders_max > ORDERS_MAX_CEILING || lines_max == 0 ||
@@ -187,12 +190,15 @@ int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t r
     uint64_t index_size = pow2_at_least((uint64_t)orders_max * 2);
     o->index_mask = index_size - 1;
     o->ring_cap = retain_max;
-    o->recs = alloc_zeroed(orders_max, sizeof(order_rec_t));
-    o->index = alloc_zeroed(index_size, sizeof(order_slot_t));
-    o->lines = alloc_zeroed(o->lines_max, sizeof(eng_line_t));
-    o->free_order = alloc_zeroed(o->lines_max, 1);
-    o->heap = alloc_zeroed(orders_max, sizeof(uint32_t));
-    o->ring = alloc_zeroed(retain_max, sizeof(retire_ent_t));
+    o->recs = alloc_zeroed(orders_max, sizeof(order_rec_t), prefault);
+    o->index = alloc_zeroed(index_size, sizeof(order_slot_t), prefault);
+    o->lines = alloc_zeroed(o->lines_max, sizeof(eng_line_t), prefault);
+    o->free_order = alloc_zeroed(o->lines_max, 1, prefault);
+    /* Room for every order to be HELD, plus slack so that stale entries
+     * are compacted away in bulk rather than one push at a time. */
+    o->heap_cap = orders_max + orders_max / 4 + 64;
+    o->heap = alloc_zeroed(o->heap_cap, sizeof(heap_ent_t), prefault);
+    o->ring = alloc_zeroed(retain_max, sizeof(retire_ent_t), prefault);
     if (!o->recs || !o->index || !o->lines || !o->free_order || !o->heap || !o->ring) {
         orders_deinit(o);
         return -ENOMEM;
@@ -336,7 +342,6 @@ order_rec_t *orders_insert(orders_t *o, uint64_t pos, uint64_t id, uint32_t n)
     r->id = id;
     r->line_count = (uint8_t)n;
     r->line_ref = lines_take(o, n);
-    r->heap_pos = NONE32;
     VERIFY(o->index[pos].id == 0);
     o->index[pos].id = id;
     o->index[pos].rec = idx;
@@ -365,7 +370,6 @@ void orders_remove(orders_t *o, order_rec_t *r)
     o->index[hole].id = 0;
     o->index[hole].rec = 0;
 
-    VERIFY(r->heap_pos == NONE32);
     lines_give(o, r->line_ref, r->line_count);
     uint32_t idx = orders_rec_index(o, r);
     memset(r, 0, sizeof *r);
@@ -376,90 +380,86 @@ void orders_remove(orders_t *o, order_rec_t *r)
 
 /* ---- deadline heap ------------------------------------------------------- */
 
-static bool heap_less(const orders_t *o, uint32_t a, uint32_t b)
+static bool heap_less(const heap_ent_t *a, const heap_ent_t *b)
 {
-    const order_rec_t *ra = &o->recs[o->heap[a]];
-    const order_rec_t *rb = &o->recs[o->heap[b]];
     /* Ties broken by order id so that expiry order is deterministic. */
-    if (ra->deadline_ms != rb->deadline_ms)
-        return ra->deadline_ms < rb->deadline_ms;
-    return ra->id < rb->id;
-}
-
-static void heap_swap(orders_t *o, uint32_t a, uint32_t b)
-{
-    uint32_t t = o->heap[a];
-    o->heap[a] = o->heap[b];
-    o->heap[b] = t;
-    o->recs[o->heap[a]].heap_pos = a;
-    o->recs[o->heap[b]].heap_pos = b;
-}
-
-static void heap_up(orders_t *o, uint32_t i)
-{
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (!heap_less(o, i, parent))
-            break;
-        heap_swap(o, i, parent);
-        i = parent;
-    }
+    if (a->deadline_ms != b->deadline_ms)
+        return a->deadline_ms < b->deadline_ms;
+    return a->id < b->id;
 }
 
 static void heap_down(orders_t *o, uint32_t i)
 {
+    heap_ent_t *h = o->heap;
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < o->heap_len && heap_less(o, l, m))
+        if (l < o->heap_len && heap_less(&h[l], &h[m]))
             m = l;
-        if (r < o->heap_len && heap_less(o, r, m))
+        if (r < o->heap_len && heap_less(&h[r], &h[m]))
             m = r;
         if (m == i)
             return;
-        heap_swap(o, i, m);
+        heap_ent_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
         i = m;
     }
 }
 
+static bool heap_valid(const orders_t *o, const heap_ent_t *ent)
+{
+    const order_rec_t *r = &o->recs[ent->rec];
+    return r->id == ent->id && r->state == ALLOT_STATE_HELD && r->deadline_ms == ent->deadline_ms;
+}
+
+/* Keeps the live entries and rebuilds: at most one per HELD order is live,
+ * so a full heap always shrinks back below orders_max. */
+static void heap_compact(orders_t *o)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < o->heap_len; i++)
+        if (heap_valid(o, &o->heap[i]))
+            o->heap[n++] = o->heap[i];
+    o->heap_len = n;
+    for (uint32_t i = n / 2; i-- > 0;)
+        heap_down(o, i);
+}
+
 void heap_push(orders_t *o, order_rec_t *r)
 {
-    VERIFY(r->heap_pos == NONE32 && o->heap_len < o->recs_max);
+    VERIFY(r->state == ALLOT_STATE_HELD);
+    if (o->heap_len == o->heap_cap)
+        heap_compact(o);
+    VERIFY(o->heap_len < o->heap_cap);
+    heap_ent_t ent = {.deadline_ms = r->deadline_ms, .id = r->id, .rec = orders_rec_index(o, r)};
     uint32_t i = o->heap_len++;
-    o->heap[i] = orders_rec_index(o, r);
-    r->heap_pos = i;
-    heap_up(o, i);
-}
-
-void heap_remove(orders_t *o, order_rec_t *r)
-{
-    uint32_t i = r->heap_pos;
-    VERIFY(i < o->heap_len && o->heap[i] == orders_rec_index(o, r));
-    uint32_t last = --o->heap_len;
-    if (i != last) {
-        o->heap[i] = o->heap[last];
-        o->recs[o->heap[i]].heap_pos = i;
-        heap_up(o, i);
-        heap_down(o, o->recs[o->heap[i]].heap_pos);
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!heap_less(&ent, &o->heap[parent]))
+            break;
+        o->heap[i] = o->heap[parent];
+        i = parent;
     }
-    r->heap_pos = NONE32;
+    o->heap[i] = ent;
 }
 
-void heap_update(orders_t *o, order_rec_t *r)
+void heap_pop(orders_t *o)
 {
-    VERIFY(r->heap_pos < o->heap_len);
-    heap_up(o, r->heap_pos);
-    heap_down(o, r->heap_pos);
+    VERIFY(o->heap_len > 0);
+    o->heap[0] = o->heap[--o->heap_len];
+    heap_down(o, 0);
+}
+
+order_rec_t *heap_first(orders_t *o)
+{
+    while (o->heap_len > 0 && !heap_valid(o, &o->heap[0]))
+        heap_pop(o);
+    return o->heap_len ? &o->recs[o->heap[0].rec] : NULL;
 }
 
 /* ---- limit counts -------------------------------------------------------- */
 
-static uint64_t limit_hash(uint64_t customer, uint64_t sku)
-{
-    uint64_t key[2] = {customer, sku};
-    return XXH3_64bits(key, sizeof key);
-}
-
-int limits_init(limits_t *l, uint32_t limits_max)
+int limits_init(limits_t *l, uint32_t limits_max, bool prefault)
 {
     memset(l, 0, sizeof *l);
     if (limits_max == 0 || limits_max > LIMITS_MAX_CEILING)
@@ -467,7 +467,7 @@ int limits_init(limits_t *l, uint32_t limits_max)
     uint64_t size = pow2_at_least((uint64_t)limits_max * 2);
     l->mask = size - 1;
     l->count_max = limits_max;
-    l->slots = alloc_zeroed(size, sizeof(limit_slot_t));
+    l->slots = alloc_zeroed(size, sizeof(limit_slot_t), prefault);
     return l->slots ? 0 : -ENOMEM;
 }
 

@@ -507,7 +507,7 @@ Test(recover, what_follows_the_zeros_decides)
     size_t len;
     const uint8_t *r4 = jt_log_bytes(&rig.log, 4, &len);
     cr_assert_eq(sim_file_write(d, "journal-00000000000000000001.seg", r4, len, 8192), 0);
-    expect_error(d, "non-zero bytes after the last record, and valid data follows");
+    expect_error(d, "non-zero bytes after the last record, and valid records follow it");
     sim_deinit(d);
 
     cr_assert_eq(sim_init(&d), 0);
