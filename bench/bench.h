@@ -15,6 +15,7 @@
 typedef int (*bench_mode_fn)(int argc, char **argv);
 
 int bench_engine_main(int argc, char **argv);
+int bench_run_main(int argc, char **argv);
 
 /* A decimal count with an optional k, M or G suffix (powers of 1000):
  * "250k", "10M". 0, or -EINVAL for anything else or an overflow. */

@@ -321,6 +321,7 @@ static int eb_engine_init(engine_t **e, const eb_opts_t *o, const eb_stream_t *s
     cfg.skus_max = (uint32_t)o->wl.skus;
     cfg.orders_max = (uint32_t)orders;
     cfg.lines_max = (uint32_t)lines;
+    cfg.prefault = true; /* page faults before the clock, not inside it */
     int rc = engine_init(e, &cfg);
     if (rc < 0)
         fprintf(stderr, "allot-bench engine: engine_init: %s\n", strerror(-rc));

@@ -19,6 +19,8 @@ typedef struct bench_mode {
 static const bench_mode_t bench_modes[] = {
     {"engine", bench_engine_main,
      "the engine alone, in process: no network, no journal"},
+    {"run", bench_run_main,
+     "a scenario against a running allotd (or Redis) over the network"},
 };
 
 #define BENCH_MODES (sizeof bench_modes / sizeof bench_modes[0])
