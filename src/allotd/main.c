@@ -42,6 +42,7 @@ typedef struct options {
     const char *data_dir;
     uint32_t skus_max;
     uint32_t orders_max;
+    uint32_t limits_max;
     uint32_t connections_max;
     const char *token_file;
     const char *port_file;
@@ -75,6 +76,8 @@ static void usage(FILE *f)
         "                         is accepted, logged and closed\n"
         "  --skus-max N           SKU table capacity, 1..%u (default %u)\n"
         "  --orders-max N         orders held in memory, 1..%u (default %u)\n"
+        "  --limits-max N         per-customer limit counters, 1..%u (default %u):\n"
+        "                         one per customer and limited SKU bought\n"
         "  --hold-max-ms N        longest a hold may last from placement\n"
         "                         (default %u = 30 min)\n"
         "  --token-file F         clients must present the contents of F (one\n"
@@ -109,7 +112,7 @@ static void usage(FILE *f)
         "Exit status: 0 clean stop, 1 start-up or runtime failure, 2 bad flags.\n",
         DEFAULT_HOST, DEFAULT_PORT, THREADS_MAX, CONNECTIONS_MAX_CEILING,
         CONNECTIONS_MAX_DEFAULT, SKUS_MAX_CEILING, SKUS_MAX_DEFAULT, ORDERS_MAX_CEILING,
-        ORDERS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, ALLOT_TOKEN_MAX, DEFAULT_DATA_DIR,
+        ORDERS_MAX_DEFAULT, LIMITS_MAX_CEILING, LIMITS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, ALLOT_TOKEN_MAX, DEFAULT_DATA_DIR,
         JOURNAL_FSYNC_MS_DEFAULT, JOURNAL_SEGMENT_DEFAULT >> 20,
         SNAPSHOT_EVERY_RECORDS_DEFAULT, SNAPSHOT_EVERY_MS_DEFAULT / 1000u, NET_DRAIN_MS);
 }
@@ -174,7 +177,7 @@ static unsigned default_threads(void)
 
 enum { OPT_LISTEN = 256, OPT_THREADS, OPT_DATA_DIR, OPT_SKUS, OPT_ORDERS, OPT_CONNS,
        OPT_TOKEN, OPT_LOG, OPT_PORT_FILE, OPT_HOLD, OPT_COMPAT, OPT_HELP, OPT_DURABILITY,
-       OPT_FSYNC_MS, OPT_SEGMENT_MB, OPT_SNAPSHOT_EVERY, OPT_RECOVER_TRUNCATE };
+       OPT_FSYNC_MS, OPT_SEGMENT_MB, OPT_SNAPSHOT_EVERY, OPT_RECOVER_TRUNCATE, OPT_LIMITS };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -182,6 +185,7 @@ static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"skus-max", required_argument, NULL, OPT_SKUS},
     {"orders-max", required_argument, NULL, OPT_ORDERS},
+    {"limits-max", required_argument, NULL, OPT_LIMITS},
     {"connections-max", required_argument, NULL, OPT_CONNS},
     {"token-file", required_argument, NULL, OPT_TOKEN},
     {"log-level", required_argument, NULL, OPT_LOG},
@@ -206,6 +210,9 @@ static void parse_option(options_t *o, int opt, const char *arg)
     case OPT_SKUS: o->skus_max = (uint32_t)parse_number("--skus-max", arg, 1, SKUS_MAX_CEILING); break;
     case OPT_ORDERS:
         o->orders_max = (uint32_t)parse_number("--orders-max", arg, 1, ORDERS_MAX_CEILING);
+        break;
+    case OPT_LIMITS:
+        o->limits_max = (uint32_t)parse_number("--limits-max", arg, 1, LIMITS_MAX_CEILING);
         break;
     case OPT_CONNS:
         o->connections_max =
@@ -245,6 +252,7 @@ static void parse_args(options_t *o, int argc, char **argv)
         .threads = default_threads(),
         .skus_max = SKUS_MAX_DEFAULT,
         .orders_max = ORDERS_MAX_DEFAULT,
+        .limits_max = LIMITS_MAX_DEFAULT,
         .connections_max = CONNECTIONS_MAX_DEFAULT,
         .hold_max_ms = HOLD_MAX_MS_DEFAULT,
         .log_level = LOG_INFO,
@@ -424,7 +432,9 @@ static void engine_config(engine_config_t *ecfg, const options_t *o)
     engine_config_default(ecfg);
     ecfg->skus_max = o->skus_max;
     ecfg->orders_max = o->orders_max;
+    ecfg->limits_max = o->limits_max;
     ecfg->hold_max_ms = o->hold_max_ms;
+    ecfg->prefault = true; /* page faults at start-up, not during a sale */
 }
 
 /* Takes the data dir, rebuilds the state from its snapshot and journal. */
@@ -467,6 +477,8 @@ static int start_state(server_t *s, const options_t *o)
                  "when allotd stops. For benchmarking only.");
         return 0;
     }
+    /* The journal records the limits replay must use: the ones in force. */
+    engine_get_config(s->engine, &ecfg);
     journal_config_t jcfg = {
         .storage = s->storage,
         .durability = o->durability,

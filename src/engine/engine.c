@@ -50,8 +50,10 @@ int engine_init(engine_t **out, const engine_config_t *cfg_in)
     engine_config_t cfg = *cfg_in;
     if (cfg.shards == 0)
         cfg.shards = SHARDS_DEFAULT;
+    /* Four lines an order: room for multi-line orders, whose blocks are
+     * rounded up to powers of two. */
     if (cfg.lines_max == 0)
-        cfg.lines_max = cfg.orders_max > UINT32_MAX / 2 ? UINT32_MAX : cfg.orders_max * 2;
+        cfg.lines_max = cfg.orders_max > UINT32_MAX / 8 ? UINT32_MAX / 2 : cfg.orders_max * 4;
     if (cfg.retain_max > cfg.orders_max)
         cfg.retain_max = cfg.orders_max;
     if (cfg.hold_max_ms == 0 || cfg.hold_max_ms > UINT32_MAX)
@@ -83,6 +85,8 @@ void engine_deinit(engine_t *e)
     limits_deinit(&e->limits);
     free(e);
 }
+
+void engine_get_config(const engine_t *e, engine_config_t *out) { *out = e->cfg; }
 
 void engine_set_sink(engine_t *e, const eng_sink_t *sink)
 {

@@ -28,7 +28,7 @@ typedef struct engine_config {
     uint32_t skus_max;     /* SKUs the table must hold */
     uint32_t shards;       /* power of two; 0 = SHARDS_DEFAULT */
     uint32_t orders_max;   /* orders in memory, all states */
-    uint32_t lines_max;    /* order lines in memory; 0 = 2 * orders_max */
+    uint32_t lines_max;    /* order lines in memory; 0 = 4 * orders_max */
     uint32_t limits_max;   /* (customer, sku) limit counters */
     uint32_t retain_max;   /* terminal orders kept for retries */
     uint64_t retain_ms;    /* ... and for how long */
@@ -131,6 +131,8 @@ typedef struct eng_sink {
 int engine_init(engine_t **out, const engine_config_t *cfg);
 void engine_deinit(engine_t *e);
 void engine_set_sink(engine_t *e, const eng_sink_t *sink);
+/* The configuration in force, defaults filled in and caps applied. */
+void engine_get_config(const engine_t *e, engine_config_t *out);
 
 /* ---- operations --------------------------------------------------------- */
 
