@@ -618,7 +618,8 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = net_run(s.net);
     if (rc != 0)
-        log_error("allotd: stopping after a failure: %s", strerror(-rc));
+        log_error("allotd: stopping after a failure: %s",
+                  rc == -EILSEQ ? "the journal cannot be trusted (see above)" : strerror(-rc));
     if (server_stop(&s) != 0)
         rc = -EIO;
     if (rc == 0)

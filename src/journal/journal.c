@@ -459,13 +459,18 @@ int journal_open(journal_t **out, const journal_config_t *cfg, uint64_t next_seq
     }
     const storage_t *st = &j->cfg.storage;
     segment_name(name, sizeof name, next_seq);
-    rc = st->ops->open(st->ctx, name, true, &j->cur_fd);
+    /* Built under the temporary name and renamed once its header is
+     * durable, as at every rotation: a crash never leaves a segment without
+     * a header, which recovery would refuse. */
+    rc = st->ops->open(st->ctx, PREP_NAME, true, &j->cur_fd);
     if (rc == 0)
         rc = st->ops->allocate(st->ctx, j->cur_fd, cfg->segment_bytes);
     if (rc == 0)
         rc = write_header(j, j->cur_fd, next_seq);
     if (rc == 0)
         rc = st->ops->sync(st->ctx, j->cur_fd);
+    if (rc == 0)
+        rc = st->ops->rename(st->ctx, PREP_NAME, name);
     if (rc == 0)
         rc = st->ops->sync_dir(st->ctx);
     if (rc != 0) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +14,7 @@
 
 #define SNAPSHOTS_KEPT 2u
 
-void snapshotter_init(snapshotter_t *s, const char *dir, const storage_t *st, journal_t *j,
+void snapshotter_init(snapshotter_t *s, const char *dir, storage_t *st, journal_t *j,
                       uint64_t every_records, uint64_t every_ms, uint64_t start_seq,
                       uint64_t now_ms)
 {
@@ -100,6 +101,10 @@ static void reap(snapshotter_t *s)
 
 static void child_main(const snapshotter_t *s, const engine_t *e)
 {
+    /* The child must not outlive the server, nor hold its lock. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+        _exit(1);
+    storage_file_forget_lock(s->st);
     storage_t st;
     int rc = storage_file_open(&st, s->dir, false);
     uint64_t bytes = 0;

@@ -21,7 +21,7 @@
 
 typedef struct snapshotter {
     const char *dir;
-    const storage_t *st; /* the parent's storage, for publishing */
+    storage_t *st; /* the parent's storage, for publishing */
     journal_t *journal;  /* NULL when durability is none */
     uint64_t every_records;
     uint64_t every_ms;
@@ -32,7 +32,7 @@ typedef struct snapshotter {
     uint64_t pending_seq; /* written, waiting for the journal to catch up */
 } snapshotter_t;
 
-void snapshotter_init(snapshotter_t *s, const char *dir, const storage_t *st, journal_t *j,
+void snapshotter_init(snapshotter_t *s, const char *dir, storage_t *st, journal_t *j,
                       uint64_t every_records, uint64_t every_ms, uint64_t start_seq,
                       uint64_t now_ms);
 /* Owner thread: reap, publish, or start a snapshot when one is due. */

@@ -55,6 +55,10 @@ typedef struct storage {
  * an exclusive lock on dir/LOCK (-EBUSY when another process holds it). */
 int storage_file_open(storage_t *st, const char *dir, bool lock);
 void storage_file_close(storage_t *st);
+/* In a forked child: lets go of the inherited descriptor of the data dir's
+ * lock (without unlocking it for the parent), so that the lock dies with
+ * the parent and a restart is not kept out by a child. */
+void storage_file_forget_lock(storage_t *st);
 
 /* Convenience wrappers. */
 static inline int storage_write_all(const storage_t *st, int fd, const void *buf, size_t len,

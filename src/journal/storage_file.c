@@ -364,6 +364,16 @@ void storage_file_close(storage_t *st)
     st->ctx = NULL;
 }
 
+void storage_file_forget_lock(storage_t *st)
+{
+    file_storage_t *fs = st->ctx;
+    /* close(), not flock(LOCK_UN): the lock belongs to the open file
+     * description shared with the parent; dropping one descriptor of it
+     * leaves the parent's lock in place. */
+    if (fs && fs->lock_fd >= 0 && close(fs->lock_fd) == 0)
+        fs->lock_fd = -1;
+}
+
 int storage_read_exact(const storage_t *st, int fd, void *buf, size_t len, uint64_t off)
 {
     ssize_t n = st->ops->pread(st->ctx, fd, buf, len, off);
