@@ -456,22 +456,19 @@ static int start_state(server_t *s, const options_t *o)
     engine_config(&ecfg, o);
     recover_opts_t ropts = {.truncate_corrupt = o->recover_truncate};
     recover_result_t res;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = recover(&s->storage, &ecfg, &ropts, &s->engine, &res);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc != 0) {
         log_error("recovery of %s failed: %s; allotd does not start on a journal it cannot "
                   "trust",
                   o->data_dir, res.error);
         return rc;
     }
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    log_info("recovered %s: snapshot at sequence %" PRIu64 ", %" PRIu64
-             " journal records replayed from %" PRIu64 " segment(s) in %.3f s (%.2f M "
-             "records/s); next sequence %" PRIu64,
-             o->data_dir, res.snapshot_seq, res.records, res.segments, secs,
-             secs > 0 ? (double)res.records / secs / 1e6 : 0.0, res.next_seq);
+    double rate = res.replay_seconds > 0 ? (double)res.records / res.replay_seconds / 1e6 : 0;
+    log_info("recovered %s: tables and snapshot (sequence %" PRIu64 ") in %.3f s, then %" PRIu64
+             " journal records from %" PRIu64 " segment(s) in %.3f s (%.2f M records/s); "
+             "next sequence %" PRIu64,
+             o->data_dir, res.snapshot_seq, res.setup_seconds, res.records, res.segments,
+             res.replay_seconds, rate, res.next_seq);
     if (o->durability == DURABILITY_NONE) {
         log_warn("DURABILITY NONE: nothing is journaled; every mutation from now on is lost "
                  "when allotd stops. For benchmarking only.");

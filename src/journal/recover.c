@@ -176,6 +176,13 @@ static void list_cb(void *arg, const char *name)
     }
 }
 
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -450,9 +457,12 @@ int recover(const storage_t *st, const engine_config_t *cfg, const recover_opts_
         goto out;
     qsort(d.segs, d.nsegs, 8, cmp_u64);
     qsort(d.snaps, d.nsnaps, 8, cmp_u64);
+    double t0 = mono_seconds();
     rc = start_engine(st, cfg, o, &d, &e, res);
     if (rc != 0)
         goto out;
+    double t1 = mono_seconds();
+    res->setup_seconds = t1 - t0;
     /* The first segment to read is the last one starting at or before the
      * record after the snapshot. */
     uint64_t want = res->snapshot_seq + 1;
@@ -474,6 +484,7 @@ int recover(const storage_t *st, const engine_config_t *cfg, const recover_opts_
     for (size_t i = first; i < d.nsegs && rc == 0 && !c.done; i++)
         rc = replay_segment(&c, d.segs[i], i + 1 == d.nsegs);
     free(c.buf);
+    res->replay_seconds = mono_seconds() - t1;
     if (rc == 0 && res->torn_tail_cut && !o->dry_run && o->truncate_corrupt) {
         /* Segments after a cut are set aside, never deleted, and for good:
          * a crash must not bring them back behind the cut. */

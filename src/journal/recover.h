@@ -52,6 +52,8 @@ typedef struct recover_result {
     uint64_t records;         /* replayed */
     uint64_t next_seq;
     uint64_t segments;
+    double setup_seconds;  /* snapshot load or empty tables */
+    double replay_seconds; /* reading and replaying the journal */
     bool torn_tail_cut;
     bool have_params;
     journal_params_t params;  /* of the newest segment, when have_params */

@@ -379,6 +379,9 @@ static void print_text(const replay_t *r, const engine_t *e, const recover_resul
         printf("note           torn tail at %s: not replayed, as the server will cut it at "
                "start-up\n",
                r->torn);
+    printf("speed          %.2f M records/s replayed (%.3f s; tables %.3f s)\n",
+           res->replay_seconds > 0 ? (double)res->records / res->replay_seconds / 1e6 : 0.0,
+           res->replay_seconds, res->setup_seconds);
     printf("skus           %" PRIu64 "\n", s.skus);
     printf("orders         %" PRIu64 " in memory, %" PRIu64 " live\n", s.orders, s.orders_live);
     printf("limit entries  %" PRIu64 "\n", s.limit_entries);
@@ -428,9 +431,11 @@ static void print_json(const replay_t *r, const engine_t *e, const recover_resul
            ",\"time\":\"%s\",\"records\":%" PRIu64 ",\"snapshot_seq\":%" PRIu64
            ",\"segments\":%" PRIu64 ",\"skus\":%" PRIu64 ",\"orders\":%" PRIu64
            ",\"orders_live\":%" PRIu64 ",\"limit_entries\":%" PRIu64
-           ",\"holds_expired\":%" PRIu64 ",\"check\":",
+           ",\"holds_expired\":%" PRIu64 ",\"replay_seconds\":%.6f,\"setup_seconds\":%.6f"
+           ",\"check\":",
            engine_digest(e), s.seq, s.now_ms, t, res->records, res->snapshot_seq, res->segments,
-           s.skus, s.orders, s.orders_live, s.limit_entries, s.holds_expired);
+           s.skus, s.orders, s.orders_live, s.limit_entries, s.holds_expired,
+           res->replay_seconds, res->setup_seconds);
     jt_json_str(stdout, check);
     fputs(",\"torn_tail\":", stdout);
     if (r->torn[0])
