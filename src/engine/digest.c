@@ -16,9 +16,8 @@
 
 #include "engine/internal.h"
 
-static uint64_t sku_entry_hash(const sku_slot_t *s)
+void canon_sku(uint8_t b[CANON_SKU], const sku_slot_t *s)
 {
-    uint8_t b[48];
     allot_put_u64(b + 0, s->sku);
     allot_put_u64(b + 8, s->on_hand);
     allot_put_u64(b + 16, s->allocated);
@@ -27,12 +26,10 @@ static uint64_t sku_entry_hash(const sku_slot_t *s)
     allot_put_u64(b + 32, s->backorder_units);
     allot_put_u32(b + 40, s->backorder_orders);
     allot_put_u32(b + 44, s->locations);
-    return XXH3_64bits(b, sizeof b);
 }
 
-static uint64_t order_entry_hash(const orders_t *o, const order_rec_t *r)
+void canon_order_head(uint8_t b[CANON_ORDER], const order_rec_t *r)
 {
-    uint8_t b[56 + ALLOT_LINES_MAX * 16];
     allot_put_u64(b + 0, r->id);
     allot_put_u64(b + 8, r->customer);
     allot_put_u64(b + 16, r->placed_ms);
@@ -44,14 +41,30 @@ static uint64_t order_entry_hash(const orders_t *o, const order_rec_t *r)
     b[50] = r->line_count;
     b[51] = r->hold_flags;
     allot_put_u32(b + 52, 0);
-    size_t n = 56;
+}
+
+void canon_line(uint8_t b[CANON_LINE], const eng_line_t *l)
+{
+    allot_put_u64(b, l->sku);
+    allot_put_u32(b + 8, l->qty);
+    allot_put_u32(b + 12, l->allocated);
+}
+
+static uint64_t sku_entry_hash(const sku_slot_t *s)
+{
+    uint8_t b[CANON_SKU];
+    canon_sku(b, s);
+    return XXH3_64bits(b, sizeof b);
+}
+
+static uint64_t order_entry_hash(const orders_t *o, const order_rec_t *r)
+{
+    uint8_t b[CANON_ORDER + ALLOT_LINES_MAX * CANON_LINE];
+    canon_order_head(b, r);
+    size_t n = CANON_ORDER;
     const eng_line_t *lines = orders_lines(o, r);
-    for (uint32_t i = 0; i < r->line_count; i++) {
-        allot_put_u64(b + n, lines[i].sku);
-        allot_put_u32(b + n + 8, lines[i].qty);
-        allot_put_u32(b + n + 12, lines[i].allocated);
-        n += 16;
-    }
+    for (uint32_t i = 0; i < r->line_count; i++, n += CANON_LINE)
+        canon_line(b + n, &lines[i]);
     return XXH3_64bits(b, n);
 }
 

@@ -217,6 +217,16 @@ struct engine {
     uint64_t holds_expired;
 };
 
+/* Canonical little-endian encodings of table entries, shared by the state
+ * digest and snapshots (digest.c): a snapshot loads back to the digest the
+ * engine had because both read the same bytes. */
+#define CANON_SKU 48u
+#define CANON_ORDER 56u
+#define CANON_LINE 16u
+void canon_sku(uint8_t out[CANON_SKU], const sku_slot_t *s);
+void canon_order_head(uint8_t out[CANON_ORDER], const order_rec_t *r);
+void canon_line(uint8_t out[CANON_LINE], const eng_line_t *l);
+
 static inline bool state_is_live(uint8_t s)
 {
     return s == ALLOT_STATE_HELD || s == ALLOT_STATE_CONFIRMED ||

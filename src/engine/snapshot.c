@@ -13,9 +13,9 @@
 #define SNAP_MAGIC "ALLOTSNP"
 #define SNAP_VERSION 1u
 #define SNAP_HEAD 72u
-#define SNAP_SKU 48u
-#define SNAP_ORDER 56u
-#define SNAP_LINE 16u
+#define SNAP_SKU CANON_SKU
+#define SNAP_ORDER CANON_ORDER
+#define SNAP_LINE CANON_LINE
 #define SNAP_LIMIT 24u
 #define SNAP_RING 16u
 #define SNAP_BUF (64u * 1024u)
@@ -40,40 +40,14 @@ static uint8_t *reserve(writer_t *w, size_t n)
     return p;
 }
 
-static void put_sku(writer_t *w, const sku_slot_t *s)
-{
-    uint8_t *b = reserve(w, SNAP_SKU);
-    allot_put_u64(b + 0, s->sku);
-    allot_put_u64(b + 8, s->on_hand);
-    allot_put_u64(b + 16, s->allocated);
-    allot_put_u32(b + 24, s->limit);
-    allot_put_u32(b + 28, s->reorder_point);
-    allot_put_u64(b + 32, s->backorder_units);
-    allot_put_u32(b + 40, s->backorder_orders);
-    allot_put_u32(b + 44, s->locations);
-}
+static void put_sku(writer_t *w, const sku_slot_t *s) { canon_sku(reserve(w, SNAP_SKU), s); }
 
 static void put_order(writer_t *w, const orders_t *o, const order_rec_t *r)
 {
-    uint8_t *b = reserve(w, SNAP_ORDER);
-    allot_put_u64(b + 0, r->id);
-    allot_put_u64(b + 8, r->customer);
-    allot_put_u64(b + 16, r->placed_ms);
-    allot_put_u64(b + 24, r->deadline_ms);
-    allot_put_u64(b + 32, r->content_hash);
-    allot_put_u64(b + 40, r->limit_mask);
-    b[48] = r->state;
-    b[49] = r->policy;
-    b[50] = r->line_count;
-    b[51] = r->hold_flags;
-    allot_put_u32(b + 52, 0);
+    canon_order_head(reserve(w, SNAP_ORDER), r);
     const eng_line_t *lines = orders_lines(o, r);
-    for (uint32_t i = 0; i < r->line_count; i++) {
-        uint8_t *l = reserve(w, SNAP_LINE);
-        allot_put_u64(l, lines[i].sku);
-        allot_put_u32(l + 8, lines[i].qty);
-        allot_put_u32(l + 12, lines[i].allocated);
-    }
+    for (uint32_t i = 0; i < r->line_count; i++)
+        canon_line(reserve(w, SNAP_LINE), &lines[i]);
 }
 
 int engine_snapshot_write(const engine_t *e, int (*write)(void *ctx, const void *buf, size_t len),

@@ -29,12 +29,6 @@
 #include "journal/format.h"
 #include "journal/storage.h"
 
-/* A storage over dir that opens files read-only and fails every write,
- * allocation and rename with -EROFS. Never creates anything, takes no
- * lock. 0, -ENOENT (no such directory), -ENOTDIR, -ENOMEM. */
-int storage_ro_open(storage_t *st, const char *dir);
-void storage_ro_close(storage_t *st);
-
 /* File names, as the journal writes them. */
 void jr_segment_name(char out[STORAGE_NAME_MAX], uint64_t first_seq);
 void jr_snapshot_name(char out[STORAGE_NAME_MAX], uint64_t seq);

@@ -55,6 +55,10 @@ typedef struct storage {
  * an exclusive lock on dir/LOCK (-EBUSY when another process holds it). */
 int storage_file_open(storage_t *st, const char *dir, bool lock);
 void storage_file_close(storage_t *st);
+/* The files of an existing dir for reading only, without the lock (the
+ * tools work while the server runs): every write is refused with -EROFS.
+ * Closed with storage_file_close. */
+int storage_file_open_ro(storage_t *st, const char *dir);
 /* In a forked child: lets go of the inherited descriptor of the data dir's
  * lock (without unlocking it for the parent), so that the lock dies with
  * the parent and a restart is not kept out by a child. */

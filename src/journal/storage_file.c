@@ -27,6 +27,7 @@ typedef struct file_storage {
     struct io_uring ring;
     bool ring_ok;
     bool ring_tried;
+    bool read_only; /* opened for the tools: nothing may change */
     pthread_mutex_t ring_lock; /* the ring has one user at a time */
     bool fault_on;             /* the test hook below is armed */
     uint64_t fault_after;
@@ -70,7 +71,9 @@ static bool fault_now(file_storage_t *fs)
 static int fs_open(void *ctx, const char *name, bool create, int *fd)
 {
     file_storage_t *fs = ctx;
-    int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+    if (fs->read_only && create)
+        return -EROFS;
+    int flags = (fs->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (create ? O_CREAT : 0);
     int f = openat(fs->dir_fd, name, flags, 0644);
     if (f < 0)
         return -errno;
@@ -315,6 +318,52 @@ static const storage_ops_t file_ops = {
     .sync_dir = fs_sync_dir,
     .list = fs_list,
 };
+
+/* The read-only face: reading and listing work, everything else is
+ * refused with -EROFS, so a tool cannot change an audit record by mistake. */
+static int ro_allocate(void *ctx, int fd, uint64_t size) { return -EROFS; }
+static int ro_pwritev(void *ctx, int fd, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+    return -EROFS;
+}
+static int ro_sync(void *ctx, int fd) { return -EROFS; }
+static int ro_rename(void *ctx, const char *from, const char *to) { return -EROFS; }
+static int ro_unlink(void *ctx, const char *name) { return -EROFS; }
+static int ro_sync_dir(void *ctx) { return -EROFS; }
+
+static const storage_ops_t read_only_ops = {
+    .open = fs_open,
+    .close = fs_close,
+    .allocate = ro_allocate,
+    .size = fs_size,
+    .pread = fs_pread,
+    .pwritev = ro_pwritev,
+    .write_sync = ro_pwritev,
+    .sync = ro_sync,
+    .rename = ro_rename,
+    .unlink = ro_unlink,
+    .sync_dir = ro_sync_dir,
+    .list = fs_list,
+};
+
+int storage_file_open_ro(storage_t *st, const char *dir)
+{
+    file_storage_t *fs = calloc(1, sizeof *fs);
+    if (!fs)
+        return -ENOMEM;
+    fs->lock_fd = -1;
+    fs->read_only = true;
+    fs->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fs->dir_fd < 0) {
+        int rc = -errno;
+        free(fs);
+        return rc;
+    }
+    pthread_mutex_init(&fs->ring_lock, NULL);
+    st->ops = &read_only_ops;
+    st->ctx = fs;
+    return 0;
+}
 
 int storage_file_open(storage_t *st, const char *dir, bool lock)
 {

@@ -378,7 +378,7 @@ static int truncate_dir(const char *dir, uint64_t at, bool yes)
         return JT_EXIT_PROBLEM;
     }
     storage_t st;
-    int rc = yes ? storage_file_open(&st, dir, true) : storage_ro_open(&st, dir);
+    int rc = yes ? storage_file_open(&st, dir, true) : storage_file_open_ro(&st, dir);
     if (rc == -EBUSY) {
         jt_error("%s is locked: a server (or another truncate) is using it; stop it first",
                  dir);
@@ -419,7 +419,7 @@ static int truncate_dir(const char *dir, uint64_t at, bool yes)
     if (yes)
         storage_file_close(&st);
     else
-        storage_ro_close(&st);
+        storage_file_close(&st);
     return code;
 }
 

@@ -31,7 +31,7 @@ int jt_open_dir(const char *dir, storage_t *st, jr_dir_t *d)
 {
     memset(d, 0, sizeof *d);
     st->ctx = NULL;
-    int rc = storage_ro_open(st, dir);
+    int rc = storage_file_open_ro(st, dir);
     if (rc != 0) {
         jt_error("cannot open %s: %s", dir, strerror(-rc));
         return rc;
@@ -49,7 +49,7 @@ int jt_open_dir(const char *dir, storage_t *st, jr_dir_t *d)
 void jt_close_dir(storage_t *st, jr_dir_t *d)
 {
     jr_dir_free(d);
-    storage_ro_close(st);
+    storage_file_close(st);
 }
 
 void jt_json_str(FILE *f, const char *s)

@@ -326,7 +326,7 @@ static int gen_locate(const char *dir, uint64_t seq)
 {
     storage_t st;
     jr_dir_t d;
-    int rc = storage_ro_open(&st, dir);
+    int rc = storage_file_open_ro(&st, dir);
     if (rc == 0)
         rc = jr_dir_list(&st, &d);
     if (rc != 0)
@@ -349,7 +349,7 @@ static int gen_locate(const char *dir, uint64_t seq)
     if (rc == 0)
         jr_seg_close(&s);
     jr_dir_free(&d);
-    storage_ro_close(&st);
+    storage_file_close(&st);
     if (out)
         fprintf(stderr, "jgen: record %" PRIu64 " not found\n", seq);
     return out;
