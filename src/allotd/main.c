@@ -32,7 +32,7 @@
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 25568u
 #define DEFAULT_DATA_DIR "allot-data"
-#define SNAPSHOT_EVERY_RECORDS_DEFAULT 5000000u
+#define SNAPSHOT_EVERY_RECORDS_DEFAULT 50000000u
 #define SNAPSHOT_EVERY_MS_DEFAULT (10u * 60u * 1000u)
 
 typedef struct options {
@@ -55,6 +55,7 @@ typedef struct options {
     uint64_t snapshot_every_records;
     uint64_t snapshot_every_ms;
     bool recover_truncate;
+    uint32_t hello_ms;
 } options_t;
 
 static void usage(FILE *f)
@@ -80,6 +81,8 @@ static void usage(FILE *f)
         "                         one per customer and limited SKU bought\n"
         "  --hold-max-ms N        longest a hold may last from placement\n"
         "                         (default %u = 30 min)\n"
+        "  --hello-timeout-ms N   close a connection that has not sent HELLO\n"
+        "                         within N ms (default %u)\n"
         "  --token-file F         clients must present the contents of F (one\n"
         "                         line, 1..%u bytes, trailing newline ignored) in\n"
         "                         their HELLO; default: no token needed\n"
@@ -112,7 +115,8 @@ static void usage(FILE *f)
         "Exit status: 0 clean stop, 1 start-up or runtime failure, 2 bad flags.\n",
         DEFAULT_HOST, DEFAULT_PORT, THREADS_MAX, CONNECTIONS_MAX_CEILING,
         CONNECTIONS_MAX_DEFAULT, SKUS_MAX_CEILING, SKUS_MAX_DEFAULT, ORDERS_MAX_CEILING,
-        ORDERS_MAX_DEFAULT, LIMITS_MAX_CEILING, LIMITS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, ALLOT_TOKEN_MAX, DEFAULT_DATA_DIR,
+        ORDERS_MAX_DEFAULT, LIMITS_MAX_CEILING, LIMITS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, NET_HELLO_MS, ALLOT_TOKEN_MAX,
+        DEFAULT_DATA_DIR,
         JOURNAL_FSYNC_MS_DEFAULT, JOURNAL_SEGMENT_DEFAULT >> 20,
         SNAPSHOT_EVERY_RECORDS_DEFAULT, SNAPSHOT_EVERY_MS_DEFAULT / 1000u, NET_DRAIN_MS);
 }
@@ -177,7 +181,8 @@ static unsigned default_threads(void)
 
 enum { OPT_LISTEN = 256, OPT_THREADS, OPT_DATA_DIR, OPT_SKUS, OPT_ORDERS, OPT_CONNS,
        OPT_TOKEN, OPT_LOG, OPT_PORT_FILE, OPT_HOLD, OPT_COMPAT, OPT_HELP, OPT_DURABILITY,
-       OPT_FSYNC_MS, OPT_SEGMENT_MB, OPT_SNAPSHOT_EVERY, OPT_RECOVER_TRUNCATE, OPT_LIMITS };
+       OPT_FSYNC_MS, OPT_SEGMENT_MB, OPT_SNAPSHOT_EVERY, OPT_RECOVER_TRUNCATE, OPT_LIMITS,
+       OPT_HELLO };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -186,6 +191,7 @@ static const struct option long_options[] = {
     {"skus-max", required_argument, NULL, OPT_SKUS},
     {"orders-max", required_argument, NULL, OPT_ORDERS},
     {"limits-max", required_argument, NULL, OPT_LIMITS},
+    {"hello-timeout-ms", required_argument, NULL, OPT_HELLO},
     {"connections-max", required_argument, NULL, OPT_CONNS},
     {"token-file", required_argument, NULL, OPT_TOKEN},
     {"log-level", required_argument, NULL, OPT_LOG},
@@ -210,6 +216,9 @@ static void parse_option(options_t *o, int opt, const char *arg)
     case OPT_SKUS: o->skus_max = (uint32_t)parse_number("--skus-max", arg, 1, SKUS_MAX_CEILING); break;
     case OPT_ORDERS:
         o->orders_max = (uint32_t)parse_number("--orders-max", arg, 1, ORDERS_MAX_CEILING);
+        break;
+    case OPT_HELLO:
+        o->hello_ms = (uint32_t)parse_number("--hello-timeout-ms", arg, 1, 3600000);
         break;
     case OPT_LIMITS:
         o->limits_max = (uint32_t)parse_number("--limits-max", arg, 1, LIMITS_MAX_CEILING);
@@ -253,6 +262,7 @@ static void parse_args(options_t *o, int argc, char **argv)
         .skus_max = SKUS_MAX_DEFAULT,
         .orders_max = ORDERS_MAX_DEFAULT,
         .limits_max = LIMITS_MAX_DEFAULT,
+        .hello_ms = NET_HELLO_MS,
         .connections_max = CONNECTIONS_MAX_DEFAULT,
         .hold_max_ms = HOLD_MAX_MS_DEFAULT,
         .log_level = LOG_INFO,
@@ -535,6 +545,7 @@ static int start_net(server_t *s, const options_t *o)
         .exec_inline = o->threads == 1,
         .signal_fd = s->signal_fd,
         .compat = o->compat,
+        .hello_ms = o->hello_ms,
         .durable_seq = s->journal ? hook_release_seq : NULL,
         .durable_watch = s->journal ? hook_watch : NULL,
         .durable_failed = s->journal ? hook_failed : NULL,

@@ -51,6 +51,7 @@
 #define NET_TICK_MS 10u            /* hold expiry (inline executor), deadlines */
 #define NET_DRAIN_MS 5000u         /* SIGTERM: longest wait for in-flight work */
 #define NET_LINGER_MS 2000u        /* after an ERROR frame: wait for the peer to close */
+#define NET_HELLO_MS 10000u        /* a connection must say HELLO within this */
 /* A connection's input copy: a partial frame, plus what arrived while it
  * was paused. Reading stops at the first completion that finds it paused;
  * what the kernel had already received for it by then came in provided

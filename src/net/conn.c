@@ -212,6 +212,8 @@ static void conn_close(net_thread_t *t, net_conn_t *c)
     c->err = NULL;
     /* its slot may still sit in a list: whoever pops it finds it free, or
      * serves the connection that reused it, which does no harm */
+    if (!c->hello_done)
+        t->awaiting_hello--;
     c->state = CONN_FREE;
     t->free_slots[t->free_n++] = c->slot;
     t->live--;
@@ -263,6 +265,10 @@ void conn_accepted(net_thread_t *t, int fd)
     VERIFY(c != NULL);
     c->fd = fd;
     c->state = CONN_OPEN;
+    /* An open slot that never says HELLO would hold a place of
+     * --connections-max for ever. */
+    c->hello_deadline_ms = t->now_ms + (n->cfg.hello_ms ? n->cfg.hello_ms : NET_HELLO_MS);
+    t->awaiting_hello++;
     t->live++;
     ctr_add(&t->counters.connections_total, 1);
     conn_setup_socket(t, c);
@@ -605,14 +611,16 @@ void conn_unstarve_all(net_thread_t *t)
         conn_kick(t, &t->conns[slot]);
 }
 
-/* Deadlines: lingering connections whose peer never closed, and the end
- * of the drain. */
+/* Deadlines: connections that never said HELLO, lingering connections
+ * whose peer never closed, and the end of the drain. */
 void conn_sweep(net_thread_t *t)
 {
     for (uint32_t i = 0; i < t->conns_hw; i++) {
         net_conn_t *c = &t->conns[i];
         if (c->state == CONN_LINGER && t->now_ms >= c->linger_deadline_ms)
             conn_abort(t, c, "peer did not close after ERROR");
+        else if (c->state == CONN_OPEN && !c->hello_done && t->now_ms >= c->hello_deadline_ms)
+            conn_abort(t, c, "no HELLO within the time allowed");
         else if (t->forced && c->state != CONN_FREE)
             conn_abort(t, c, "drain timeout");
     }

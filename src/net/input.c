@@ -62,6 +62,7 @@ static void conn_hello(net_thread_t *t, net_conn_t *c, const proto_frame_t *f)
     size_t w = proto_encode_hello_response(p, size, f->request_id, net_real_ms());
     VERIFY(w == size);
     c->hello_done = true;
+    t->awaiting_hello--;
     count_op(t, ALLOT_OP_HELLO, ALLOT_OK);
     conn_out_commit(t, c, w, 0, false);
 }

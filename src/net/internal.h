@@ -110,6 +110,7 @@ typedef struct net_conn {
     net_gate_t gates[CONN_GATES];
     net_conn_err_t *err;   /* ERROR frame waiting for earlier answers */
     uint64_t linger_deadline_ms;
+    uint64_t hello_deadline_ms; /* closed if no HELLO by then */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -198,6 +199,7 @@ typedef struct net_thread {
     uint32_t free_n;
     uint32_t live;
     uint32_t lingering;
+    uint32_t awaiting_hello; /* open connections that have not said HELLO */
     net_slot_list_t kick;    /* needs conn_service() */
     net_slot_list_t starved; /* input waits for a free batch */
     net_slot_list_t gated;   /* answers wait for the journal */

@@ -395,7 +395,7 @@ static void on_tick(net_thread_t *t)
         drain_force(t, "drain time is up");
     if (t->now_ms >= t->next_sweep_ms) {
         t->next_sweep_ms = t->now_ms + SWEEP_MS;
-        if (t->lingering > 0)
+        if (t->lingering > 0 || t->awaiting_hello > 0)
             conn_sweep(t);
     }
     arm_tick(t);

@@ -51,6 +51,7 @@ typedef struct net_config {
     int signal_fd;            /* signalfd to watch for SIGTERM/SIGINT; -1 = none */
     bool compat;              /* plain recv, single-shot ops, no ring flags */
     uint32_t drain_ms;        /* 0 = NET_DRAIN_MS */
+    uint32_t hello_ms;        /* close a connection silent this long; 0 = NET_HELLO_MS */
 } net_config_t;
 
 /* Checks the config, resolves host and binds one listening socket per

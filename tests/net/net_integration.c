@@ -575,6 +575,39 @@ static void wait_connections(tconn_t *c, uint64_t rid, uint64_t want)
     }
 }
 
+/* A connection that never says HELLO is closed once --hello-timeout-ms has
+ * passed; one that did is kept however idle, and the slot comes back. */
+static void test_hello_timeout(void)
+{
+    server_t s;
+    static const char *const more[] = {"--hello-timeout-ms", "300", "--connections-max", "2",
+                                       NULL};
+    start(&s, more);
+    tconn_t silent, talker;
+    uint64_t t0 = now_ms();
+    tc_open(&silent, s.port);
+    tc_open(&talker, s.port);
+    tc_hello(&talker, 1);
+    tc_expect_eof(&silent, 5000);
+    uint64_t waited = now_ms() - t0;
+    CHECK(waited >= 250 && waited < 3000, "silent connection closed after %llu ms",
+          (unsigned long long)waited);
+    uint64_t on_hand, allocated;
+    sku_set(&talker, 2, 9, 3);
+    usleep(600 * 1000);
+    sku_get(&talker, 3, 9, &on_hand, &allocated);
+    CHECK(on_hand == 3, "the connection that said HELLO is kept");
+    tconn_t again;
+    tc_open(&again, s.port); /* the silent one's slot is free again */
+    tc_hello(&again, 1);
+    printf("hello_timeout: silent connection closed after %llu ms; others kept\n",
+           (unsigned long long)waited);
+    tc_close(&again);
+    tc_close(&talker);
+    tc_close(&silent);
+    stop(&s);
+}
+
 /* (d) 1000 idle connections are held, and one more still works. */
 static void test_idle_conns(void)
 {
@@ -867,6 +900,7 @@ int main(int argc, char **argv)
     } tests[] = {
         {"hot_sku", test_hot_sku},       {"malformed", test_malformed},
         {"slow_reader", test_slow_reader}, {"idle_conns", test_idle_conns},
+        {"hello_timeout", test_hello_timeout},
         {"conn_limit", test_conn_limit}, {"sigterm", test_sigterm},
         {"sigterm_stuck", test_sigterm_stuck},
         {"auth", test_auth},
