@@ -576,10 +576,13 @@ static int start_net(server_t *s, const options_t *o)
 static int server_stop(server_t *s)
 {
     int failed = 0;
+    bool durable = s->journal != NULL;
     if (s->exec)
         exec_deinit(s->exec);
     if (s->journal) {
         int rc = journal_close(s->journal);
+        s->journal = NULL;
+        s->snap.journal = NULL; /* closed: everything written is durable */
         if (rc != 0) {
             log_error("journal: closed after a failure (%s): what was not acknowledged may "
                       "be lost; a restart recovers what is durable",
@@ -587,7 +590,7 @@ static int server_stop(server_t *s)
             failed = 1;
         }
     }
-    if (s->engine && s->storage_open && s->journal && !failed) {
+    if (s->engine && s->storage_open && durable && !failed) {
         int rc = snapshotter_final(&s->snap, s->engine);
         if (rc != 0)
             log_warn("snapshot at exit failed: %s; the journal holds everything",

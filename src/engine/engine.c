@@ -458,6 +458,27 @@ static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *
     return r;
 }
 
+#define MAKE_ROOM_MAX 64u
+
+/* The order table is full: terminal orders kept for retries give way to a
+ * new order, oldest first, before the retention window would forget them.
+ * Journaled as one RETIRE, so replay forgets the same orders. Returns how
+ * many were retired. */
+static uint32_t make_room(engine_t *e, uint32_t lines)
+{
+    orders_t *o = &e->orders;
+    uint32_t n = 0;
+    while (n < MAKE_ROOM_MAX && o->ring_len > 0 && !orders_has_room(o, lines)) {
+        retire_one(e);
+        n++;
+    }
+    if (n > 0) {
+        eng_record_t rec = {.type = REC_RETIRE, .count = n};
+        emit(e, &rec);
+    }
+    return n;
+}
+
 static void op_place(engine_t *e, eng_op_t *op, uint64_t h_order, uint64_t h_sku0)
 {
     op->state = ALLOT_STATE_REJECTED;
@@ -472,6 +493,8 @@ static void op_place(engine_t *e, eng_op_t *op, uint64_t h_order, uint64_t h_sku
         place_replay(e, op, &e->orders.recs[e->orders.index[pos].rec], content);
         return;
     }
+    if (!orders_has_room(&e->orders, op->line_count) && make_room(e, op->line_count) > 0)
+        pos = orders_probe(&e->orders, op->id, h_order, &found); /* the index moved */
     sku_slot_t *slots[ALLOT_LINES_MAX];
     uint8_t result = place_decide(e, op, slots, h_sku0);
     if (result == ALLOT_OK &&
@@ -578,6 +601,8 @@ static void op_fulfill(engine_t *e, eng_op_t *op, uint64_t h)
 static void extend_commit(engine_t *e, order_rec_t *r, uint64_t deadline_ms)
 {
     VERIFY(r->state == ALLOT_STATE_HELD && deadline_ms > e->now_ms);
+    if (deadline_ms == r->deadline_ms)
+        return; /* its heap entry is still the right one */
     r->deadline_ms = deadline_ms;
     heap_push(&e->orders, r); /* the old entry is stale now */
 }
@@ -603,6 +628,13 @@ static void op_extend(engine_t *e, eng_op_t *op, uint64_t h)
     if (deadline <= e->now_ms) {
         /* Already at the hold maximum: nothing left to extend into. */
         op->result = ALLOT_INVALID_STATE;
+        order_out(op, r);
+        return;
+    }
+    if (deadline == r->deadline_ms) {
+        /* Nothing moves (clamped, or the same millisecond again): no
+         * mutation, and no second heap entry for the same hold. */
+        op->result = ALLOT_OK;
         order_out(op, r);
         return;
     }

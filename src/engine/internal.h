@@ -73,7 +73,7 @@ typedef struct order_rec {
     uint64_t content_hash;
     uint64_t limit_mask;  /* lines whose units count toward a limit */
     uint32_t line_ref;    /* first line in the pool; next free when free */
-    uint32_t reserved2;
+    uint32_t heap_gen;    /* stamps this order's one live heap entry */
     uint8_t state;
     uint8_t policy;
     uint8_t line_count;
@@ -91,7 +91,7 @@ typedef struct heap_ent {
     uint64_t deadline_ms;
     uint64_t id;
     uint32_t rec;
-    uint32_t pad;
+    uint32_t gen; /* live only while it equals the record's heap_gen */
 } heap_ent_t;
 
 typedef struct order_slot {

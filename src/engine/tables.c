@@ -409,10 +409,13 @@ static void heap_down(orders_t *o, uint32_t i)
 static bool heap_valid(const orders_t *o, const heap_ent_t *ent)
 {
     const order_rec_t *r = &o->recs[ent->rec];
-    return r->id == ent->id && r->state == ALLOT_STATE_HELD && r->deadline_ms == ent->deadline_ms;
+    /* The generation makes the newest push the only live entry of an
+     * order, even if an EXTEND brings an older deadline back. */
+    return r->id == ent->id && r->state == ALLOT_STATE_HELD &&
+           r->deadline_ms == ent->deadline_ms && r->heap_gen == ent->gen;
 }
 
-/* Keeps the live entries and rebuilds: at most one per HELD order is live,
+/* Keeps the live entries and rebuilds: exactly one per HELD order is live,
  * so a full heap always shrinks back below orders_max. */
 static void heap_compact(orders_t *o)
 {
@@ -431,7 +434,8 @@ void heap_push(orders_t *o, order_rec_t *r)
     if (o->heap_len == o->heap_cap)
         heap_compact(o);
     VERIFY(o->heap_len < o->heap_cap);
-    heap_ent_t ent = {.deadline_ms = r->deadline_ms, .id = r->id, .rec = orders_rec_index(o, r)};
+    heap_ent_t ent = {.deadline_ms = r->deadline_ms, .id = r->id, .rec = orders_rec_index(o, r),
+                      .gen = ++r->heap_gen};
     uint32_t i = o->heap_len++;
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;

@@ -289,6 +289,15 @@ static void *writer_main(void *arg)
         uint64_t seq = atomic_load_explicit(&j->sealed_seq, memory_order_acquire);
         uint64_t pos = atomic_load_explicit(&j->sealed_pos, memory_order_acquire);
         if (pos == atomic_load(&j->flushed_pos)) {
+            /* A publish between our two loads left a newer sequence number
+             * whose bytes went out with the last flush: claim it now, or
+             * its answers would wait for the next publish. */
+            if (seq > atomic_load(&j->written_seq)) {
+                atomic_store(&j->written_seq, seq);
+                if (sync)
+                    atomic_store(&j->durable_seq, seq);
+                notify_waiters(j);
+            }
             if (!sync)
                 writer_sync_async(j);
             if (atomic_load(&j->stop))

@@ -501,6 +501,17 @@ int recover(const storage_t *st, const engine_config_t *cfg, const recover_opts_
         if (rc == 0)
             rc = st->ops->sync_dir(st->ctx);
     }
+    /* A journal that ends before the snapshot it sits behind has lost a
+     * segment: continuing would reuse sequence numbers and drop records
+     * the snapshot does not show. */
+    if (rc == 0 && !c.done && d.nsegs > 0 && c.expect_seq <= res->snapshot_seq) {
+        snprintf(res->error, sizeof res->error,
+                 "the journal ends at sequence %" PRIu64 " but snapshot %" PRIu64
+                 " covers more: a segment is missing",
+                 c.expect_seq - 1, res->snapshot_seq);
+        rc = -EILSEQ;
+        goto out;
+    }
     uint64_t last = engine_seq(e);
     res->next_seq = last + 1;
 out:

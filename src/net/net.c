@@ -143,9 +143,6 @@ static int thread_create(net_t *n, unsigned i)
         t->durable_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (t->durable_fd < 0)
             return -errno;
-        int rc = n->cfg.durable_watch(n->cfg.durable_ctx, t->durable_fd);
-        if (rc != 0)
-            return rc;
     }
     return listener_open(n, &t->listen_fd);
 }
@@ -170,6 +167,10 @@ int net_init(net_t **out, const net_config_t *cfg)
         addr_set_port(n, cfg->port);
     for (unsigned i = 0; rc == 0 && i < cfg->threads; i++)
         rc = thread_create(n, i);
+    /* Handed to the durable source only once nothing can fail any more:
+     * a failed start must not close an eventfd the journal still writes. */
+    for (unsigned i = 0; rc == 0 && cfg->durable_watch && i < cfg->threads; i++)
+        rc = cfg->durable_watch(cfg->durable_ctx, n->threads[i]->durable_fd);
     if (rc != 0) {
         char addr[80];
         net_address(n, addr, sizeof addr);

@@ -501,8 +501,17 @@ static void m_place(model_t *m, eng_op_t *op)
         order_answer(op, o);
         return;
     }
+    /* A full order table makes retained terminal orders give way, oldest
+     * first, at most 64 at a time (one RETIRE record), before deciding. */
+    uint32_t retired = 0;
+    while (retired < 64 && m->retained_len > 0 && m->order_count == m->cfg.orders_max) {
+        forget_oldest(m);
+        retired++;
+    }
+    if (retired > 0)
+        m->seq++;
     uint32_t give[ALLOT_LINES_MAX];
-    uint8_t reason[ALLOT_LINES_MAX];
+    uint8_t reason[ALLOT_LINES_MAX] = {0};
     bool any = false;
     for (uint32_t i = 0; i < op->line_count; i++) {
         give[i] = line_share(m, op, &op->lines[i], &reason[i]);
@@ -623,6 +632,8 @@ static void m_extend(model_t *m, eng_op_t *op)
         deadline = o->placed_ms + m->cfg.hold_max_ms;
     if (o->state != ALLOT_STATE_HELD || deadline <= m->now_ms) {
         op->result = ALLOT_INVALID_STATE;
+    } else if (deadline == o->deadline_ms) {
+        op->result = ALLOT_OK; /* nothing moves: no record */
     } else {
         o->deadline_ms = deadline;
         m->seq++;

@@ -926,14 +926,19 @@ Test(capacity, full_order_table)
     r = place1(e, 4, CUST_1, SKU_A, 1, 0, T0);
     expect_result(&r, ALLOT_OK);
     cr_assert(r.flags & ALLOT_FLAG_REPLAY);
-    /* Terminal orders occupy the table until retention lets them go. */
+    /* A full table makes the oldest terminal order give way to a new one,
+     * journaled as a RETIRE, before the retention window would forget it. */
     r = fulfill(e, 1, T0);
     expect_result(&r, ALLOT_OK);
+    uint64_t seq = engine_seq(e);
     r = place1(e, 5, CUST_1, SKU_A, 1, 0, T0);
-    expect_result(&r, ALLOT_CAPACITY);
-    cr_assert_eq(engine_expire(e, T0 + c.retain_ms, 10), 0);
-    r = place1(e, 5, CUST_1, SKU_A, 1, 0, T0 + c.retain_ms);
     expect_result(&r, ALLOT_OK);
+    cr_assert_eq(engine_seq(e), seq + 2, "a RETIRE, then the PLACE");
+    r = order_op(e, ALLOT_OP_ORDER_GET, 1, 0, T0);
+    expect_result(&r, ALLOT_UNKNOWN_ORDER);
+    /* With every order live, nothing can give way. */
+    r = place1(e, 6, CUST_1, SKU_A, 1, 0, T0);
+    expect_result(&r, ALLOT_CAPACITY);
     engine_deinit(e);
 }
 
@@ -979,11 +984,42 @@ Test(capacity, line_pool_merges_freed_blocks)
         expect_result(&r, ALLOT_OK);
         cr_assert_eq(r.flags, 0, "each order is cancelled once");
     }
-    /* One cancelled order is still retained and holds one line. */
-    eng_op_t r = place(e, 500, CUST_1, 0, AON, wide, 64, T0);
-    expect_result(&r, ALLOT_CAPACITY);
-    r = place(e, 501, CUST_1, 0, AON, wide, 32, T0);
+    /* One cancelled order is still retained and holds one line; a 32-line
+     * order fits beside it, and a 64-line order makes it give way. */
+    eng_op_t r = place(e, 501, CUST_1, 0, AON, wide, 32, T0);
     expect_result(&r, ALLOT_OK);
+    r = order_op(e, ALLOT_OP_CANCEL, 501, 0, T0);
+    expect_result(&r, ALLOT_OK);
+    r = place(e, 500, CUST_1, 0, AON, wide, 64, T0);
+    expect_result(&r, ALLOT_OK);
+    engine_deinit(e);
+}
+
+/* An EXTEND that moves nothing (clamped, or the same millisecond again)
+ * is answered OK without a record, however often it comes. */
+Test(holds, repeated_extend_moves_nothing)
+{
+    engine_config_t c = small_config();
+    c.orders_max = 16;
+    engine_t *e = new_engine(&c);
+    ok(sku_set(e, SKU_A, 100, 0, T0));
+    eng_op_t r = place1(e, 1, CUST_1, SKU_A, 1, 1000, T0);
+    expect_result(&r, ALLOT_OK);
+    r = order_op(e, ALLOT_OP_EXTEND, 1, UINT32_MAX, T0 + 1);
+    expect_result(&r, ALLOT_OK);
+    uint64_t seq = engine_seq(e), deadline = r.out_deadline_ms;
+    cr_assert_eq(deadline, T0 + c.hold_max_ms, "clamped to the hold maximum");
+    for (int i = 0; i < 100000; i++) {
+        r = order_op(e, ALLOT_OP_EXTEND, 1, UINT32_MAX, T0 + 1);
+        expect_result(&r, ALLOT_OK);
+    }
+    cr_assert_eq(engine_seq(e), seq, "no record for an EXTEND that moves nothing");
+    /* back and forth between two deadlines: still one live heap entry */
+    for (int i = 0; i < 100000; i++) {
+        r = order_op(e, ALLOT_OP_EXTEND, 1, (i & 1) ? 5000 : 6000, T0 + 2);
+        expect_result(&r, ALLOT_OK);
+    }
+    cr_assert_eq(engine_next_deadline(e), T0 + 2 + 5000);
     engine_deinit(e);
 }
 
