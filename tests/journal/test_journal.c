@@ -434,6 +434,18 @@ Test(journal, snapshot_spares_reading_old_segments)
     cr_assert_eq(jt_recover(d, &rig.ecfg, &full, &e, &res), -EILSEQ);
     cr_assert(strstr(res.error, "missing"), "%s", res.error);
     sim_deinit(d);
+
+    /* Archiving the segment that holds the records after the snapshot (and
+     * the ones after it) leaves a journal that ends before the snapshot:
+     * refused, never continued with reused sequence numbers. */
+    cr_assert_eq(sim_clone(rig.sim, &d), 0);
+    char name[STORAGE_NAME_MAX];
+    for (int k = 3; k >= 1; k--)
+        if (jt_segment_name(d, k, name, sizeof name))
+            cr_assert_eq(sim_file_remove(d, name), 0);
+    cr_assert_eq(jt_recover(d, &rig.ecfg, NULL, &e, &res), -EILSEQ);
+    cr_assert(strstr(res.error, "segment is missing"), "%s", res.error);
+    sim_deinit(d);
     jt_rig_free(&rig);
 }
 
