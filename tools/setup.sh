@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(liburing-dev libxxhash-dev libjemalloc-dev libcriterion-dev cmake pkg-config
-          gcc clang libclang-rt-14-dev redis-server)
+          gcc clang libclang-rt-14-dev redis-server python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
