@@ -18,6 +18,7 @@
 #define ROTATIONS_MAX 64u /* segments the ring can span, at most */
 #define PREP_NAME "journal-next.prep"
 #define NO_SPACE_RETRY_MS 1000u
+#define ADMIT_WAIT_US_MAX 200000u /* for a segment still being prepared */
 
 typedef struct rotation {
     uint64_t pos;       /* ring position where the new segment starts */
@@ -432,9 +433,22 @@ uint8_t journal_admit(journal_t *j, const eng_op_t *ops, size_t n, uint32_t expi
     VERIFY(need <= j->cfg.segment_bytes - SEG_HEADER_SIZE && need <= j->ring_mask + 1);
     if (j->seg_used + need <= j->cfg.segment_bytes)
         return ALLOT_OK;
-    if (atomic_load_explicit(&j->next_ready, memory_order_acquire))
-        return ALLOT_OK;
-    return ALLOT_READ_ONLY;
+    /* The next segment may still be in preparation right after a
+     * rotation: wait for it a little rather than refuse with free disk.
+     * READ_ONLY is for a disk that is full. */
+    for (uint32_t waited_us = 0; waited_us < ADMIT_WAIT_US_MAX; waited_us += 50) {
+        if (atomic_load_explicit(&j->next_ready, memory_order_acquire))
+            return ALLOT_OK;
+        if (atomic_load(&j->no_space) || atomic_load(&j->failed))
+            break;
+        publish(j); /* the writer may be waiting for work to wake up */
+        struct timespec ts = {.tv_nsec = 50 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&j->failed))
+        return ALLOT_UNAVAILABLE;
+    return atomic_load_explicit(&j->next_ready, memory_order_acquire) ? ALLOT_OK
+                                                                       : ALLOT_READ_ONLY;
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */
