@@ -58,17 +58,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-has_durability=no
-if "$bin/allotd" --help 2>&1 | grep -q -- '--durability'; then
-    has_durability=yes
-fi
 
 # ---- servers ----------------------------------------------------------------
 
 start_allotd() { # MODE -> sets port
     local mode=$1 d="$tmp/allot-$RANDOM"
-    local flags=()
-    [ "$has_durability" = yes ] && flags=(--durability "$mode")
+    local flags=(--durability "$mode")
     mkdir -p "$d"
     "$bin/allotd" --listen 127.0.0.1:0 --port-file "$d/port" --data-dir "$d/data" \
         --orders-max 4000000 "${flags[@]}" --log-level warn 2>"$d/log" &
@@ -206,7 +201,6 @@ row() { # MODE LINES KIND
     av=$(grep -q '"verdict":"pass"' "$a" && echo pass || echo FAIL)
     rv=$(grep -q '"verdict":"pass"' "$r" && echo pass || echo FAIL)
     local dur="$mode vs $fsync"
-    [ "$has_durability" = yes ] || dur="allot without journal (no --durability) vs $fsync"
     local frames="batch 64, pipeline 4"
     [ "$kind" = batched ] || frames="batch 1, pipeline 64"
     rows+=("| $dur | $lines | $frames | ${ao:-?} | ${ro:-?} | **$(ratio "$ao" "$ro")** | ${ak:-?} | ${rk:-?} | **$(ratio "$ak" "$rk")** | $(us "$(num p50 "$a")") / $(us "$(num p99 "$a")") | $(us "$(num p50 "$r")") / $(us "$(num p99 "$r")") | $av / $rv |")

@@ -25,8 +25,10 @@
 #include <stdint.h>
 
 #ifdef __cplusplus
-#define _Static_assert static_assert
+#define ALLOT_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
 extern "C" {
+#else
+#define ALLOT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
 #define ALLOT_PROTOCOL_VERSION 1u
@@ -304,33 +306,33 @@ static inline uint64_t allot_get_u64(const uint8_t *p)
 
 /* ---- sizes pinned --------------------------------------------------------*/
 
-_Static_assert(ALLOT_FRAME_HEADER_SIZE == 16, "frame header is 16 bytes");
-_Static_assert(ALLOT_PLACE_HEAD_SIZE == ALLOT_PLACE_RSV + 4, "place head");
-_Static_assert(ALLOT_LINE_SIZE == ALLOT_LINE_RSV + 4, "line");
-_Static_assert(ALLOT_ORES_HEAD_SIZE == ALLOT_ORES_RSV + 4, "order result");
-_Static_assert(ALLOT_SRES_SIZE == ALLOT_SRES_RSV + 3, "sku result");
-_Static_assert(ALLOT_OGET_HEAD_SIZE == ALLOT_OGET_RSV + 4, "order get");
-_Static_assert(ALLOT_SKU_SET_SIZE == ALLOT_SKU_SET_RSV + 4, "sku set");
-_Static_assert(ALLOT_STOCK_SIZE == ALLOT_STOCK_RSV + 6, "stock");
-_Static_assert(ALLOT_EXTEND_SIZE == ALLOT_EXTEND_RSV + 4, "extend");
-_Static_assert(ALLOT_FRAME_HEADER_SIZE +
+ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE == 16, "frame header is 16 bytes");
+ALLOT_STATIC_ASSERT(ALLOT_PLACE_HEAD_SIZE == ALLOT_PLACE_RSV + 4, "place head");
+ALLOT_STATIC_ASSERT(ALLOT_LINE_SIZE == ALLOT_LINE_RSV + 4, "line");
+ALLOT_STATIC_ASSERT(ALLOT_ORES_HEAD_SIZE == ALLOT_ORES_RSV + 4, "order result");
+ALLOT_STATIC_ASSERT(ALLOT_SRES_SIZE == ALLOT_SRES_RSV + 3, "sku result");
+ALLOT_STATIC_ASSERT(ALLOT_OGET_HEAD_SIZE == ALLOT_OGET_RSV + 4, "order get");
+ALLOT_STATIC_ASSERT(ALLOT_SKU_SET_SIZE == ALLOT_SKU_SET_RSV + 4, "sku set");
+ALLOT_STATIC_ASSERT(ALLOT_STOCK_SIZE == ALLOT_STOCK_RSV + 6, "stock");
+ALLOT_STATIC_ASSERT(ALLOT_EXTEND_SIZE == ALLOT_EXTEND_RSV + 4, "extend");
+ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE +
                        ALLOT_ORDER_GET_BATCH_MAX *
                            (ALLOT_OGET_HEAD_SIZE +
                             ALLOT_LINES_MAX * ALLOT_OLINE_SIZE) <=
                    ALLOT_FRAME_MAX,
                "a full ORDER_GET answer fits a frame");
-_Static_assert(ALLOT_FRAME_HEADER_SIZE + ALLOT_BATCH_MAX * ALLOT_SRES_SIZE <=
+ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE + ALLOT_BATCH_MAX * ALLOT_SRES_SIZE <=
                    ALLOT_FRAME_MAX,
                "a full SKU answer fits a frame");
-_Static_assert(ALLOT_LINES_MAX <= 255, "line_count is a u8");
-_Static_assert(ALLOT_BATCH_MAX <= 65535, "count is a u16");
+ALLOT_STATIC_ASSERT(ALLOT_LINES_MAX <= 255, "line_count is a u8");
+ALLOT_STATIC_ASSERT(ALLOT_BATCH_MAX <= 65535, "count is a u16");
 /* The largest batch of the largest PLACE must not be what limits a frame in
  * a way clients cannot predict: a single maximal order always fits. */
-_Static_assert(ALLOT_FRAME_HEADER_SIZE + ALLOT_PLACE_HEAD_SIZE +
+ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE + ALLOT_PLACE_HEAD_SIZE +
                        ALLOT_LINES_MAX * ALLOT_LINE_SIZE <=
                    ALLOT_FRAME_MAX,
                "one maximal order fits a frame");
-_Static_assert(ALLOT_FRAME_HEADER_SIZE + ALLOT_BATCH_MAX * ALLOT_STOCK_SIZE <=
+ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE + ALLOT_BATCH_MAX * ALLOT_STOCK_SIZE <=
                    ALLOT_FRAME_MAX,
                "a full batch of fixed-size elements fits a frame");
 

@@ -380,8 +380,7 @@ static void ring_copy(journal_t *j, const uint8_t *src, size_t len)
 static void sink_record(void *ctx, const eng_record_t *rec)
 {
     journal_t *j = ctx;
-    uint8_t buf[REC_SIZE_MAX];
-    size_t len = rec_encode(buf, rec);
+    size_t len = rec_encoded_size(rec);
     VERIFY(rec->seq == j->last_seq + 1);
     if (j->seg_used + len > j->cfg.segment_bytes) {
         /* journal_admit made sure the next segment was ready. */
@@ -400,7 +399,16 @@ static void sink_record(void *ctx, const eng_record_t *rec)
         j->last_seq = rec->seq;
         return;
     }
-    ring_copy(j, buf, len);
+    uint64_t at = j->head & j->ring_mask;
+    if (at + len <= j->ring_mask + 1) {
+        /* the usual case: encoded in place, no copy */
+        VERIFY(rec_encode(j->ring + at, rec) == len);
+        j->head += len;
+    } else {
+        uint8_t buf[REC_SIZE_MAX]; /* the record wraps around the ring's end */
+        VERIFY(rec_encode(buf, rec) == len);
+        ring_copy(j, buf, len);
+    }
     j->seg_used += len;
     j->last_seq = rec->seq;
 }
