@@ -40,8 +40,11 @@ extern "C" {
 #define ALLOT_BATCH_MAX 4096u          /* elements per frame */
 #define ALLOT_LINES_MAX 64u            /* lines per order */
 #define ALLOT_TOKEN_MAX 256u           /* bytes of the HELLO token */
-#define ALLOT_ORDER_GET_BATCH_MAX 128u /* ORDER_GET answers are large */
 #define ALLOT_ERROR_MESSAGE_MAX 200u   /* bytes of an ERROR frame's text */
+#define ALLOT_ORDER_GET_BATCH_MAX 32u  /* ORDER_GET answers are large */
+#define ALLOT_SKU_GET_BATCH_MAX 1024u  /* SKU_GET answers list locations */
+#define ALLOT_LOCATIONS_MAX 8u         /* locations one SKU's stock may sit in */
+#define ALLOT_EVENT_BATCH_MAX 256u     /* events in one EVENT frame */
 
 /* ---- opcodes ------------------------------------------------------------ */
 
@@ -84,7 +87,8 @@ enum allot_result {
     ALLOT_MALFORMED = 12,
     ALLOT_UNAUTHORIZED = 13,
     ALLOT_UNSUPPORTED_VERSION = 14,
-    ALLOT_RESULT_COUNT = 15,
+    ALLOT_TOO_OLD = 15, /* SUBSCRIBE: the events asked for are no longer kept */
+    ALLOT_RESULT_COUNT = 16,
 };
 
 /* Upper-case name of a result ("INSUFFICIENT_STOCK"), "UNKNOWN_RESULT" for
@@ -120,6 +124,27 @@ const char *allot_opcode_name(unsigned opcode);
 /* Response element flags. */
 #define ALLOT_FLAG_REPLAY 0x01u /* idempotent replay: nothing changed */
 
+/* PLACE flags. */
+#define ALLOT_PLACE_FLAG_SINGLE_LOCATION 0x0001u /* never split a line across locations */
+#define ALLOT_PLACE_FLAGS_KNOWN 0x0001u
+
+/* ORDER_GET order flags. */
+#define ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE 0x01u /* BACKORDERED, paid: CONFIRMED when complete */
+
+/* ---- events (EVENT frames, after SUBSCRIBE) ----------------------------- */
+
+enum allot_event {
+    ALLOT_EVENT_HOLD_EXPIRED = 1,     /* order, sku, value = units released from that sku */
+    ALLOT_EVENT_BACKORDER_FILLED = 2, /* order, sku, value = units filled; state after */
+    ALLOT_EVENT_REORDER_POINT = 3,    /* sku, value = available (fell to its reorder point) */
+    ALLOT_EVENT_SOLD_OUT = 4,         /* sku, value = 0 */
+    ALLOT_EVENT_RESTOCKED = 5,        /* sku, location, value = units added */
+    ALLOT_EVENT_LOST = 6,             /* seq = first event lost; the server closes next */
+    ALLOT_EVENT_COUNT = 7,
+};
+
+const char *allot_event_name(unsigned type);
+
 /* ---- element layouts ---------------------------------------------------- */
 /* Offsets are from the start of the element. "rsv" fields are sent as zero
  * and a request with a non-zero reserved field is INVALID_ARGUMENT. */
@@ -142,15 +167,15 @@ const char *allot_opcode_name(unsigned opcode);
 #define ALLOT_SKU_SET_ON_HAND 8
 #define ALLOT_SKU_SET_LIMIT 16
 #define ALLOT_SKU_SET_REORDER_POINT 20
-#define ALLOT_SKU_SET_LOCATION 24 /* u16, must be 0 in version 1 */
-#define ALLOT_SKU_SET_PRIORITY 26 /* u16, must be 0 in version 1 */
+#define ALLOT_SKU_SET_LOCATION 24 /* u16 */
+#define ALLOT_SKU_SET_PRIORITY 26 /* u16, of that location; higher is preferred */
 #define ALLOT_SKU_SET_RSV 28      /* u32 */
 #define ALLOT_SKU_SET_SIZE 32u
 
 /* RESTOCK and ADJUST request elements (qty is u64, delta is i64). */
 #define ALLOT_STOCK_SKU 0
 #define ALLOT_STOCK_AMOUNT 8
-#define ALLOT_STOCK_LOCATION 16 /* u16, must be 0 in version 1 */
+#define ALLOT_STOCK_LOCATION 16 /* u16 */
 #define ALLOT_STOCK_RSV 18      /* u16 + u32 */
 #define ALLOT_STOCK_SIZE 24u
 
@@ -169,7 +194,7 @@ const char *allot_opcode_name(unsigned opcode);
 #define ALLOT_PLACE_HOLD_MS 16 /* u32, 0 = CONFIRMED at once */
 #define ALLOT_PLACE_POLICY 20  /* u8 */
 #define ALLOT_PLACE_LINES 21   /* u8, 1..ALLOT_LINES_MAX */
-#define ALLOT_PLACE_FLAGS 22   /* u16, must be 0 in version 1 */
+#define ALLOT_PLACE_FLAGS 22   /* u16, ALLOT_PLACE_FLAG_* */
 #define ALLOT_PLACE_MAX_WAIT_MS 24 /* u32, BACKORDER only */
 #define ALLOT_PLACE_RSV 28     /* u32 */
 #define ALLOT_PLACE_HEAD_SIZE 32u
@@ -200,8 +225,17 @@ const char *allot_opcode_name(unsigned opcode);
 #define ALLOT_SRES_REORDER_POINT 36   /* u32 */
 #define ALLOT_SRES_BACKORDER_ORDERS 40 /* u32 */
 #define ALLOT_SRES_RESULT 44          /* u8 */
-#define ALLOT_SRES_RSV 45             /* 3 bytes */
+#define ALLOT_SRES_LOCATIONS 45       /* u8: location entries that follow (SKU_GET only) */
+#define ALLOT_SRES_RSV 46             /* 2 bytes */
 #define ALLOT_SRES_SIZE 48u
+/* A SKU_GET answered OK is followed by its locations, highest priority
+ * first; every other SKU result has 0. */
+#define ALLOT_SLOC_LOCATION 0 /* u16 */
+#define ALLOT_SLOC_PRIORITY 2 /* u16 */
+#define ALLOT_SLOC_RSV 4      /* u32 */
+#define ALLOT_SLOC_ON_HAND 8
+#define ALLOT_SLOC_ALLOCATED 16
+#define ALLOT_SLOC_SIZE 24u
 
 /* ORDER_GET result element: a head followed by line_count order lines. */
 #define ALLOT_OGET_ORDER 0
@@ -212,12 +246,47 @@ const char *allot_opcode_name(unsigned opcode);
 #define ALLOT_OGET_STATE 33  /* u8 */
 #define ALLOT_OGET_POLICY 34 /* u8 */
 #define ALLOT_OGET_LINES 35  /* u8 */
-#define ALLOT_OGET_RSV 36    /* u32 */
+#define ALLOT_OGET_FLAGS 36  /* u8: ALLOT_ORDER_FLAG_* */
+#define ALLOT_OGET_RSV 37    /* 3 bytes */
 #define ALLOT_OGET_HEAD_SIZE 40u
+/* Each line is followed by its location entries. */
 #define ALLOT_OLINE_SKU 0
 #define ALLOT_OLINE_REQUESTED 8
 #define ALLOT_OLINE_ALLOCATED 12
-#define ALLOT_OLINE_SIZE 16u
+#define ALLOT_OLINE_QUEUE_PLACE 16 /* u32: 0 = not waiting, 1 = first in its SKU's queue */
+#define ALLOT_OLINE_LOCATIONS 20   /* u8: location entries that follow */
+#define ALLOT_OLINE_RSV 21         /* 3 bytes */
+#define ALLOT_OLINE_SIZE 24u
+#define ALLOT_OLOC_LOCATION 0 /* u16 */
+#define ALLOT_OLOC_RSV 2      /* u16 */
+#define ALLOT_OLOC_UNITS 4    /* u32 */
+#define ALLOT_OLOC_SIZE 8u
+
+/* SUBSCRIBE request (count = 1). */
+#define ALLOT_SUB_FROM_SEQ 0 /* u64: first event wanted; 0 = from now on */
+#define ALLOT_SUB_SKU 8      /* u64: only this SKU's events; 0 = all */
+#define ALLOT_SUB_TYPES 16   /* u32: mask of 1 << enum allot_event; 0 = all */
+#define ALLOT_SUB_RSV 20     /* u32 */
+#define ALLOT_SUB_SIZE 24u
+/* SUBSCRIBE response element (count = 1). */
+#define ALLOT_SUBR_START_SEQ 0  /* u64: events with seq >= this follow */
+#define ALLOT_SUBR_OLDEST_SEQ 8 /* u64: the oldest seq the server can still send */
+#define ALLOT_SUBR_RESULT 16    /* u8: OK, TOO_OLD, INVALID_STATE, INVALID_ARGUMENT */
+#define ALLOT_SUBR_RSV 17       /* 7 bytes */
+#define ALLOT_SUBR_SIZE 24u
+
+/* EVENT frame (opcode ALLOT_OP_EVENT | ALLOT_OP_RESPONSE, request_id of the
+ * SUBSCRIBE, count = events): elements of this layout, in seq order. */
+#define ALLOT_EV_SEQ 0
+#define ALLOT_EV_TIME_MS 8
+#define ALLOT_EV_SKU 16
+#define ALLOT_EV_ORDER 24
+#define ALLOT_EV_VALUE 32
+#define ALLOT_EV_TYPE 40     /* u8 */
+#define ALLOT_EV_STATE 41    /* u8 */
+#define ALLOT_EV_LOCATION 42 /* u16 */
+#define ALLOT_EV_RSV 44      /* u32 */
+#define ALLOT_EV_SIZE 48u
 
 /* STATS: request count = 0, empty body. The response's count is the number
  * of u64 values in its body, in this order; clients read the prefix they
@@ -310,17 +379,29 @@ ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE == 16, "frame header is 16 bytes");
 ALLOT_STATIC_ASSERT(ALLOT_PLACE_HEAD_SIZE == ALLOT_PLACE_RSV + 4, "place head");
 ALLOT_STATIC_ASSERT(ALLOT_LINE_SIZE == ALLOT_LINE_RSV + 4, "line");
 ALLOT_STATIC_ASSERT(ALLOT_ORES_HEAD_SIZE == ALLOT_ORES_RSV + 4, "order result");
-ALLOT_STATIC_ASSERT(ALLOT_SRES_SIZE == ALLOT_SRES_RSV + 3, "sku result");
-ALLOT_STATIC_ASSERT(ALLOT_OGET_HEAD_SIZE == ALLOT_OGET_RSV + 4, "order get");
+ALLOT_STATIC_ASSERT(ALLOT_SRES_SIZE == ALLOT_SRES_RSV + 2, "sku result");
+ALLOT_STATIC_ASSERT(ALLOT_OGET_HEAD_SIZE == ALLOT_OGET_RSV + 3, "order get");
 ALLOT_STATIC_ASSERT(ALLOT_SKU_SET_SIZE == ALLOT_SKU_SET_RSV + 4, "sku set");
 ALLOT_STATIC_ASSERT(ALLOT_STOCK_SIZE == ALLOT_STOCK_RSV + 6, "stock");
 ALLOT_STATIC_ASSERT(ALLOT_EXTEND_SIZE == ALLOT_EXTEND_RSV + 4, "extend");
 ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE +
                        ALLOT_ORDER_GET_BATCH_MAX *
                            (ALLOT_OGET_HEAD_SIZE +
-                            ALLOT_LINES_MAX * ALLOT_OLINE_SIZE) <=
+                            ALLOT_LINES_MAX * (ALLOT_OLINE_SIZE +
+                                               ALLOT_LOCATIONS_MAX * ALLOT_OLOC_SIZE)) <=
                    ALLOT_FRAME_MAX,
                "a full ORDER_GET answer fits a frame");
+ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE +
+                       ALLOT_SKU_GET_BATCH_MAX *
+                           (ALLOT_SRES_SIZE + ALLOT_LOCATIONS_MAX * ALLOT_SLOC_SIZE) <=
+                   ALLOT_FRAME_MAX,
+               "a full SKU_GET answer fits a frame");
+ALLOT_STATIC_ASSERT(ALLOT_OLINE_SIZE == ALLOT_OLINE_RSV + 3, "order line");
+ALLOT_STATIC_ASSERT(ALLOT_SUB_SIZE == ALLOT_SUB_RSV + 4, "subscribe");
+ALLOT_STATIC_ASSERT(ALLOT_EV_SIZE == ALLOT_EV_RSV + 4, "event");
+ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE + ALLOT_EVENT_BATCH_MAX * ALLOT_EV_SIZE <=
+                   ALLOT_FRAME_MAX,
+               "a full EVENT frame fits");
 ALLOT_STATIC_ASSERT(ALLOT_FRAME_HEADER_SIZE + ALLOT_BATCH_MAX * ALLOT_SRES_SIZE <=
                    ALLOT_FRAME_MAX,
                "a full SKU answer fits a frame");

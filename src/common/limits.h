@@ -29,6 +29,23 @@
 /* Holds: the longest a hold may last from placement. */
 #define HOLD_MAX_MS_DEFAULT (30u * 60u * 1000u)
 
+/* Locations: SKUs with stock anywhere but location 0 alone get an
+ * out-of-line block of ALLOT_LOCATIONS_MAX counters (so that 10 M
+ * single-location SKUs stay one cache line each); order lines allocated
+ * from such SKUs get an out-of-line split. Both tables are fixed at start. */
+#define LOC_SKUS_MAX_DEFAULT (1u << 16)
+#define SPLITS_MAX_DEFAULT (1u << 18)
+
+/* Backorders: order lines waiting for stock, across all SKUs, and in one
+ * SKU's queue (a longer queue answers CAPACITY). */
+#define WAITING_MAX_DEFAULT (1u << 18)
+#define BACKORDER_QUEUE_MAX (1u << 16)
+
+/* Events kept in memory for subscribers that reconnect (older ones are
+ * TOO_OLD), and a subscriber's unsent events before it is cut off. */
+#define EVENTS_RETAIN (1u << 18)
+#define SUBSCRIBER_BACKLOG_MAX (1u << 14)
+
 /* Work done by one expire() step, so that a backlog of expiries never
  * stalls the engine for long. */
 #define EXPIRE_PER_STEP_MAX 4096u

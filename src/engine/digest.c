@@ -16,7 +16,7 @@
 
 #include "engine/internal.h"
 
-void canon_sku(uint8_t b[CANON_SKU], const sku_slot_t *s)
+void canon_sku(uint8_t b[CANON_SKU], const engine_t *e, const sku_slot_t *s)
 {
     allot_put_u64(b + 0, s->sku);
     allot_put_u64(b + 8, s->on_hand);
@@ -25,10 +25,22 @@ void canon_sku(uint8_t b[CANON_SKU], const sku_slot_t *s)
     allot_put_u32(b + 28, s->reorder_point);
     allot_put_u64(b + 32, s->backorder_units);
     allot_put_u32(b + 40, s->backorder_orders);
-    allot_put_u32(b + 44, s->locations);
+    allot_put_u16(b + 44, s->prio0);
+    b[46] = (uint8_t)sku_loc_count(e, s);
+    b[47] = 0;
 }
 
-void canon_order_head(uint8_t b[CANON_ORDER], const order_rec_t *r)
+void canon_loc(uint8_t b[CANON_LOC], const engine_t *e, const sku_slot_t *s, uint32_t i)
+{
+    const loc_block_t *blk = &e->stock.blocks[s->locs - 1];
+    allot_put_u16(b + 0, blk->id[i]);
+    allot_put_u16(b + 2, blk->prio[i]);
+    allot_put_u32(b + 4, 0);
+    allot_put_u64(b + 8, blk->on_hand[i]);
+    allot_put_u64(b + 16, blk->allocated[i]);
+}
+
+void canon_order_head(uint8_t b[CANON_ORDER], const order_rec_t *r, uint32_t splits)
 {
     allot_put_u64(b + 0, r->id);
     allot_put_u64(b + 8, r->customer);
@@ -40,7 +52,9 @@ void canon_order_head(uint8_t b[CANON_ORDER], const order_rec_t *r)
     b[49] = r->policy;
     b[50] = r->line_count;
     b[51] = r->hold_flags;
-    allot_put_u32(b + 52, 0);
+    allot_put_u32(b + 52, r->hold_ms);
+    allot_put_u16(b + 56, (uint16_t)splits);
+    memset(b + 58, 0, 6);
 }
 
 void canon_line(uint8_t b[CANON_LINE], const eng_line_t *l)
@@ -50,21 +64,65 @@ void canon_line(uint8_t b[CANON_LINE], const eng_line_t *l)
     allot_put_u32(b + 12, l->allocated);
 }
 
-static uint64_t sku_entry_hash(const sku_slot_t *s)
+uint32_t canon_splits(const engine_t *e, const order_rec_t *r, eng_alloc_t *out)
 {
-    uint8_t b[CANON_SKU];
-    canon_sku(b, s);
-    return XXH3_64bits(b, sizeof b);
+    const eng_line_t *lines = orders_lines(&e->orders, r);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        if (e->orders.line_split[r->line_ref + i] != NONE32)
+            n += stock_line_allocs(e, r->line_ref + i, (uint8_t)i, lines[i].allocated, &out[n]);
+    return n;
 }
 
-static uint64_t order_entry_hash(const orders_t *o, const order_rec_t *r)
+void canon_split(uint8_t b[CANON_SPLIT], const eng_alloc_t *a)
 {
-    uint8_t b[CANON_ORDER + ALLOT_LINES_MAX * CANON_LINE];
-    canon_order_head(b, r);
+    b[0] = a->line;
+    b[1] = 0;
+    allot_put_u16(b + 2, a->location);
+    allot_put_u32(b + 4, a->units);
+}
+
+void canon_wait(uint8_t b[CANON_WAIT], uint64_t sku, uint64_t order, uint8_t line)
+{
+    allot_put_u64(b, sku);
+    allot_put_u64(b + 8, order);
+    b[16] = line;
+    memset(b + 17, 0, 7);
+}
+
+/* A SKU with its locations and its queue, in queue order. */
+static uint64_t sku_entry_hash(const engine_t *e, const sku_slot_t *s)
+{
+    uint8_t b[CANON_SKU];
+    canon_sku(b, e, s);
+    uint64_t h = XXH3_64bits(b, sizeof b);
+    for (uint32_t i = 0; i < sku_loc_count(e, s); i++) {
+        uint8_t l[CANON_LOC];
+        canon_loc(l, e, s, i);
+        h = XXH3_64bits_withSeed(l, sizeof l, h);
+    }
+    for (uint32_t idx = s->bo_head; idx != NONE32; idx = e->stock.nodes[idx].next) {
+        const wait_node_t *nd = &e->stock.nodes[idx];
+        uint8_t w[CANON_WAIT];
+        canon_wait(w, s->sku, e->orders.recs[nd->rec].id, nd->line);
+        h = XXH3_64bits_withSeed(w, sizeof w, h);
+    }
+    return h;
+}
+
+static uint64_t order_entry_hash(const engine_t *e, const order_rec_t *r)
+{
+    const orders_t *o = &e->orders;
+    uint8_t b[CANON_ORDER + ALLOT_LINES_MAX * CANON_LINE + ENG_ALLOCS_MAX * CANON_SPLIT];
+    eng_alloc_t splits[ENG_ALLOCS_MAX];
+    uint32_t ns = canon_splits(e, r, splits);
+    canon_order_head(b, r, ns);
     size_t n = CANON_ORDER;
     const eng_line_t *lines = orders_lines(o, r);
     for (uint32_t i = 0; i < r->line_count; i++, n += CANON_LINE)
         canon_line(b + n, &lines[i]);
+    for (uint32_t i = 0; i < ns; i++, n += CANON_SPLIT)
+        canon_split(b + n, &splits[i]);
     return XXH3_64bits(b, n);
 }
 
@@ -87,11 +145,11 @@ uint64_t engine_digest(const engine_t *e)
     uint64_t sku_sum = 0, order_sum = 0, limit_sum = 0;
     for (uint64_t i = 0; i < inv_slots_total(&e->inv); i++)
         if (e->inv.slots[i].sku)
-            sku_sum += sku_entry_hash(&e->inv.slots[i]);
+            sku_sum += sku_entry_hash(e, &e->inv.slots[i]);
     const orders_t *o = &e->orders;
     for (uint64_t i = 0; i <= o->index_mask; i++)
         if (o->index[i].id)
-            order_sum += order_entry_hash(o, &o->recs[o->index[i].rec]);
+            order_sum += order_entry_hash(e, &o->recs[o->index[i].rec]);
     for (uint64_t i = 0; i <= e->limits.mask; i++)
         if (e->limits.slots[i].sku)
             limit_sum += limit_entry_hash(&e->limits.slots[i]);
@@ -140,14 +198,26 @@ void engine_each_sku(const engine_t *e, void (*fn)(void *ctx, const eng_sku_view
         if (!s->sku)
             continue;
         eng_sku_view_t v = {.sku = s->sku, .on_hand = s->on_hand, .allocated = s->allocated,
-                            .limit = s->limit, .reorder_point = s->reorder_point};
+                            .limit = s->limit, .reorder_point = s->reorder_point,
+                            .backorder_units = s->backorder_units,
+                            .backorder_orders = s->backorder_orders};
+        v.loc_count = (uint8_t)stock_locations(e, s, v.locs);
         fn(ctx, &v);
     }
 }
 
-static void order_view(const orders_t *o, const order_rec_t *r, eng_order_view_t *v)
+static void order_view(const engine_t *e, const order_rec_t *r, eng_order_view_t *v,
+                       eng_alloc_t *allocs)
 {
+    const orders_t *o = &e->orders;
     memset(v, 0, sizeof *v);
+    v->order_flags = r->hold_flags;
+    v->hold_ms = r->hold_ms;
+    const eng_line_t *lines = orders_lines(o, r);
+    for (uint32_t i = 0; i < r->line_count; i++)
+        v->alloc_count += (uint16_t)stock_line_allocs(e, r->line_ref + i, (uint8_t)i,
+                                                      lines[i].allocated, &allocs[v->alloc_count]);
+    v->allocs = allocs;
     v->id = r->id;
     v->customer = r->customer;
     v->placed_ms = r->placed_ms;
@@ -167,7 +237,8 @@ void engine_each_order(const engine_t *e, void (*fn)(void *ctx, const eng_order_
         if (!o->index[i].id)
             continue;
         eng_order_view_t v;
-        order_view(o, &o->recs[o->index[i].rec], &v);
+        eng_alloc_t allocs[ENG_ALLOCS_MAX];
+        order_view(e, &o->recs[o->index[i].rec], &v, allocs);
         fn(ctx, &v);
     }
 }
@@ -179,6 +250,88 @@ void engine_each_order(const engine_t *e, void (*fn)(void *ctx, const eng_order_
         rc = -EILSEQ;                                                         \
         goto out;                                                             \
     } while (0)
+
+static int check_sku(const engine_t *e, const sku_slot_t *s, uint64_t alloc, char *why,
+                     size_t why_len)
+{
+    int rc = 0;
+    if (s->allocated > s->on_hand)
+        CHECK_FAIL("oversell: sku %llu allocated %llu > on_hand %llu", (unsigned long long)s->sku,
+                   (unsigned long long)s->allocated, (unsigned long long)s->on_hand);
+    if (s->allocated != alloc)
+        CHECK_FAIL("sku %llu allocated %llu but its orders hold %llu",
+                   (unsigned long long)s->sku, (unsigned long long)s->allocated,
+                   (unsigned long long)alloc);
+    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
+    uint32_t n = stock_locations(e, s, v);
+    uint64_t on_hand = 0, allocated = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (v[i].allocated > v[i].on_hand)
+            CHECK_FAIL("oversell: sku %llu location %u allocated %llu > on_hand %llu",
+                       (unsigned long long)s->sku, v[i].location,
+                       (unsigned long long)v[i].allocated, (unsigned long long)v[i].on_hand);
+        on_hand += v[i].on_hand;
+        allocated += v[i].allocated;
+    }
+    if (on_hand != s->on_hand || allocated != s->allocated)
+        CHECK_FAIL("sku %llu locations do not add up to its totals", (unsigned long long)s->sku);
+    uint64_t units = 0, depth = 0;
+    for (uint32_t idx = s->bo_head; idx != NONE32; idx = e->stock.nodes[idx].next) {
+        const wait_node_t *nd = &e->stock.nodes[idx];
+        const order_rec_t *r = &e->orders.recs[nd->rec];
+        const eng_line_t *l = &e->orders.lines[r->line_ref + nd->line];
+        if (r->state != ALLOT_STATE_BACKORDERED || l->sku != s->sku ||
+            l->allocated >= l->qty || e->orders.line_wait[r->line_ref + nd->line] != idx)
+            CHECK_FAIL("sku %llu queue holds order %llu, which does not wait for it",
+                       (unsigned long long)s->sku, (unsigned long long)r->id);
+        units += l->qty - l->allocated;
+        depth++;
+    }
+    if (units != s->backorder_units || depth != s->backorder_orders)
+        CHECK_FAIL("sku %llu queue counts disagree with its queue", (unsigned long long)s->sku);
+out:
+    return rc;
+}
+
+static int check_order(const engine_t *e, const order_rec_t *r, uint64_t *alloc, char *why,
+                       size_t why_len)
+{
+    int rc = 0;
+    const eng_line_t *lines = orders_lines(&e->orders, r);
+    bool waits = false;
+    for (uint32_t k = 0; k < r->line_count; k++) {
+        uint32_t gl = r->line_ref + k;
+        waits |= e->orders.line_wait[gl] != NONE32;
+        if (lines[k].allocated > lines[k].qty)
+            CHECK_FAIL("order %llu line %u allocates more than requested",
+                       (unsigned long long)r->id, k);
+        eng_alloc_t a[ALLOT_LOCATIONS_MAX];
+        uint32_t n = stock_line_allocs(e, gl, (uint8_t)k, lines[k].allocated, a);
+        uint64_t sum = 0;
+        for (uint32_t j = 0; j < n; j++)
+            sum += a[j].units;
+        if (sum != lines[k].allocated)
+            CHECK_FAIL("order %llu line %u: its locations hold %llu of %u units",
+                       (unsigned long long)r->id, k, (unsigned long long)sum, lines[k].allocated);
+        uint32_t units = r->policy == ALLOT_POLICY_BACKORDER ? lines[k].qty : lines[k].allocated;
+        if (lines[k].allocated == 0 && !(r->limit_mask & (UINT64_C(1) << k)))
+            continue;
+        const sku_slot_t *s = inv_find(&e->inv, lines[k].sku, hash_u64(lines[k].sku));
+        if (!s)
+            CHECK_FAIL("order %llu holds unknown sku %llu", (unsigned long long)r->id,
+                       (unsigned long long)lines[k].sku);
+        alloc[s - e->inv.slots] += lines[k].allocated;
+        if ((r->limit_mask & (UINT64_C(1) << k)) &&
+            limits_get(&e->limits, r->customer, lines[k].sku) < units)
+            CHECK_FAIL("limit count of customer %llu sku %llu below its orders",
+                       (unsigned long long)r->customer, (unsigned long long)lines[k].sku);
+    }
+    if (waits != (r->state == ALLOT_STATE_BACKORDERED))
+        CHECK_FAIL("order %llu is %s but %s", (unsigned long long)r->id,
+                   allot_state_name(r->state), waits ? "waits for stock" : "waits for nothing");
+out:
+    return rc;
+}
 
 /* Recomputes every SKU's allocation from the live orders and compares. */
 int engine_check(const engine_t *e, char *why, size_t why_len)
@@ -200,41 +353,14 @@ int engine_check(const engine_t *e, char *why, size_t why_len)
         if (!state_is_live(r->state))
             continue;
         live++;
-        const eng_line_t *lines = orders_lines(o, r);
-        for (uint32_t k = 0; k < r->line_count; k++) {
-            if (lines[k].allocated == 0)
-                continue;
-            if (lines[k].allocated > lines[k].qty)
-                CHECK_FAIL("order %llu line %u allocates more than requested",
-                           (unsigned long long)r->id, k);
-            const sku_slot_t *s = inv_find(&e->inv, lines[k].sku, hash_u64(lines[k].sku));
-            if (!s)
-                CHECK_FAIL("order %llu holds unknown sku %llu", (unsigned long long)r->id,
-                           (unsigned long long)lines[k].sku);
-            alloc[s - e->inv.slots] += lines[k].allocated;
-            if (r->limit_mask & (UINT64_C(1) << k)) {
-                if (limits_get(&e->limits, r->customer, lines[k].sku) < lines[k].allocated)
-                    CHECK_FAIL("limit count of customer %llu sku %llu below its orders",
-                               (unsigned long long)r->customer,
-                               (unsigned long long)lines[k].sku);
-            }
-        }
+        if ((rc = check_order(e, r, alloc, why, why_len)) != 0)
+            goto out;
     }
     if (live != o->live)
         CHECK_FAIL("live order count %u, found %llu", o->live, (unsigned long long)live);
-    for (uint64_t i = 0; i < nslots; i++) {
-        const sku_slot_t *s = &e->inv.slots[i];
-        if (!s->sku)
-            continue;
-        if (s->allocated > s->on_hand)
-            CHECK_FAIL("oversell: sku %llu allocated %llu > on_hand %llu",
-                       (unsigned long long)s->sku, (unsigned long long)s->allocated,
-                       (unsigned long long)s->on_hand);
-        if (s->allocated != alloc[i])
-            CHECK_FAIL("sku %llu allocated %llu but its orders hold %llu",
-                       (unsigned long long)s->sku, (unsigned long long)s->allocated,
-                       (unsigned long long)alloc[i]);
-    }
+    for (uint64_t i = 0; i < nslots; i++)
+        if (e->inv.slots[i].sku && (rc = check_sku(e, &e->inv.slots[i], alloc[i], why, why_len)))
+            goto out;
 out:
     free(alloc);
     return rc;

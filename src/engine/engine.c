@@ -22,7 +22,7 @@ static const char *const record_names[REC_TYPE_COUNT] = {
     [REC_SKU_SET] = "SKU_SET", [REC_RESTOCK] = "RESTOCK", [REC_ADJUST] = "ADJUST",
     [REC_PLACE] = "PLACE",     [REC_CONFIRM] = "CONFIRM", [REC_CANCEL] = "CANCEL",
     [REC_FULFILL] = "FULFILL", [REC_EXPIRE] = "EXPIRE",   [REC_RETIRE] = "RETIRE",
-    [REC_EXTEND] = "EXTEND",
+    [REC_EXTEND] = "EXTEND",   [REC_FILL] = "FILL",
 };
 
 const char *eng_record_type_name(unsigned type)
@@ -42,6 +42,9 @@ void engine_config_default(engine_config_t *cfg)
     cfg->retain_max = RETAIN_MAX_DEFAULT;
     cfg->retain_ms = RETAIN_MS_DEFAULT;
     cfg->hold_max_ms = HOLD_MAX_MS_DEFAULT;
+    cfg->loc_skus_max = LOC_SKUS_MAX_DEFAULT;
+    cfg->splits_max = SPLITS_MAX_DEFAULT;
+    cfg->waiting_max = WAITING_MAX_DEFAULT;
 }
 
 int engine_init(engine_t **out, const engine_config_t *cfg_in)
@@ -58,6 +61,12 @@ int engine_init(engine_t **out, const engine_config_t *cfg_in)
         cfg.retain_max = cfg.orders_max;
     if (cfg.hold_max_ms == 0 || cfg.hold_max_ms > UINT32_MAX)
         return -EINVAL;
+    if (cfg.loc_skus_max == 0)
+        cfg.loc_skus_max = cfg.skus_max < LOC_SKUS_MAX_DEFAULT ? cfg.skus_max : LOC_SKUS_MAX_DEFAULT;
+    if (cfg.splits_max == 0)
+        cfg.splits_max = SPLITS_MAX_DEFAULT;
+    if (cfg.waiting_max == 0)
+        cfg.waiting_max = WAITING_MAX_DEFAULT;
     engine_t *e = calloc(1, sizeof *e);
     if (!e)
         return -ENOMEM;
@@ -68,6 +77,9 @@ int engine_init(engine_t **out, const engine_config_t *cfg_in)
                          cfg.prefault);
     if (rc == 0)
         rc = limits_init(&e->limits, cfg.limits_max, cfg.prefault);
+    if (rc == 0)
+        rc = stock_init(&e->stock, cfg.loc_skus_max, cfg.splits_max, cfg.waiting_max,
+                        cfg.prefault);
     if (rc != 0) {
         engine_deinit(e);
         return rc;
@@ -83,6 +95,7 @@ void engine_deinit(engine_t *e)
     inv_deinit(&e->inv);
     orders_deinit(&e->orders);
     limits_deinit(&e->limits);
+    stock_deinit(&e->stock);
     free(e);
 }
 
@@ -94,6 +107,14 @@ void engine_set_sink(engine_t *e, const eng_sink_t *sink)
         e->sink = *sink;
     else
         memset(&e->sink, 0, sizeof e->sink);
+}
+
+void engine_set_event_sink(engine_t *e, const eng_event_sink_t *sink)
+{
+    if (sink)
+        e->events = *sink;
+    else
+        memset(&e->events, 0, sizeof e->events);
 }
 
 uint64_t engine_seq(const engine_t *e) { return e->seq; }
@@ -116,6 +137,34 @@ static void emit(engine_t *e, eng_record_t *rec)
         e->sink.record(e->sink.ctx, rec);
 }
 
+/* Reports an event caused by the record just numbered (live or replayed). */
+static void event(engine_t *e, uint8_t type, uint64_t sku, uint64_t order, uint64_t value,
+                  uint8_t state, uint16_t location)
+{
+    if (!e->events.event)
+        return;
+    eng_event_t ev = {.seq = e->seq, .time_ms = e->now_ms, .sku = sku, .order = order,
+                      .value = value, .type = type, .state = state, .location = location};
+    e->events.event(e->events.ctx, &ev);
+}
+
+static inline uint64_t sku_available(const sku_slot_t *s) { return s->on_hand - s->allocated; }
+
+/* Available fell from before to now: tell watchers when it crossed the
+ * reorder point (0 = none) or ran out. */
+static void avail_watch(engine_t *e, const sku_slot_t *s, uint64_t before)
+{
+    uint64_t now = sku_available(s);
+    if (now >= before)
+        return;
+    if (s->reorder_point != 0 && before > s->reorder_point && now <= s->reorder_point)
+        event(e, ALLOT_EVENT_REORDER_POINT, s->sku, 0, now, 0, 0);
+    if (now == 0)
+        event(e, ALLOT_EVENT_SOLD_OUT, s->sku, 0, 0, 0, 0);
+}
+
+static void drain(engine_t *e, sku_slot_t *s);
+
 /* ---- SKU operations -------------------------------------------------------- */
 
 static void sku_out(eng_op_t *op, const sku_slot_t *s)
@@ -126,40 +175,67 @@ static void sku_out(eng_op_t *op, const sku_slot_t *s)
     op->out_reorder_point = s->reorder_point;
     op->out_backorder_orders = s->backorder_orders;
     op->out_backorder_units = s->backorder_units;
+    op->out_loc_count = 0;
+}
+
+static uint64_t loc_allocated(const engine_t *e, const sku_slot_t *s, uint16_t id)
+{
+    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
+    uint32_t n = stock_locations(e, s, v);
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i].location == id)
+            return v[i].allocated;
+    return 0;
 }
 
 static void op_sku_set(engine_t *e, eng_op_t *op, uint64_t h)
 {
-    if (op->id == 0 || op->amount > UNITS_MAX || op->location != 0 || op->bad_reserved) {
+    if (op->id == 0 || op->amount > UNITS_MAX || op->bad_reserved) {
         op->result = ALLOT_INVALID_ARGUMENT;
         return;
     }
-    bool created;
-    sku_slot_t *s = inv_upsert(&e->inv, op->id, h, &created);
-    if (!s) {
-        op->result = ALLOT_CAPACITY;
+    sku_slot_t *s = inv_find(&e->inv, op->id, h);
+    if (!s && op->location != 0 && e->stock.blocks_used >= e->stock.blocks_max) {
+        op->result = ALLOT_CAPACITY; /* decided before the SKU exists */
         return;
     }
-    if (op->amount < s->allocated) {
+    if (!s) {
+        bool created;
+        s = inv_upsert(&e->inv, op->id, h, &created);
+        if (!s) {
+            op->result = ALLOT_CAPACITY;
+            return;
+        }
+    }
+    if (!stock_loc_room(e, s, op->location)) {
+        op->result = ALLOT_CAPACITY;
+        sku_out(op, s);
+        return;
+    }
+    if (op->amount < loc_allocated(e, s, op->location)) {
         /* Setting on_hand below what is promised would oversell. */
         op->result = ALLOT_INSUFFICIENT_STOCK;
         sku_out(op, s);
         return;
     }
-    s->on_hand = op->amount;
+    uint64_t before = sku_available(s);
+    stock_loc_set(e, s, op->location, op->amount, op->priority);
     s->limit = op->limit;
     s->reorder_point = op->reorder_point;
     eng_record_t rec = {.type = REC_SKU_SET, .id = op->id, .amount = op->amount,
-                        .limit = op->limit, .reorder_point = op->reorder_point};
+                        .limit = op->limit, .reorder_point = op->reorder_point,
+                        .location = op->location, .priority = op->priority};
     emit(e, &rec);
+    avail_watch(e, s, before);
+    if (sku_available(s) > before)
+        drain(e, s);
     op->result = ALLOT_OK;
     sku_out(op, s);
 }
 
 static void op_restock(engine_t *e, eng_op_t *op, uint64_t h)
 {
-    if (op->id == 0 || op->amount == 0 || op->amount > UNITS_MAX || op->location != 0 ||
-        op->bad_reserved) {
+    if (op->id == 0 || op->amount == 0 || op->amount > UNITS_MAX || op->bad_reserved) {
         op->result = ALLOT_INVALID_ARGUMENT;
         return;
     }
@@ -173,9 +249,17 @@ static void op_restock(engine_t *e, eng_op_t *op, uint64_t h)
         sku_out(op, s);
         return;
     }
-    s->on_hand += op->amount;
-    eng_record_t rec = {.type = REC_RESTOCK, .id = op->id, .amount = op->amount};
+    if (!stock_loc_room(e, s, op->location)) {
+        op->result = ALLOT_CAPACITY;
+        sku_out(op, s);
+        return;
+    }
+    stock_loc_add(e, s, op->location, op->amount);
+    eng_record_t rec = {.type = REC_RESTOCK, .id = op->id, .amount = op->amount,
+                        .location = op->location};
     emit(e, &rec);
+    event(e, ALLOT_EVENT_RESTOCKED, s->sku, 0, op->amount, 0, op->location);
+    drain(e, s);
     op->result = ALLOT_OK;
     sku_out(op, s);
 }
@@ -184,8 +268,7 @@ static void op_adjust(engine_t *e, eng_op_t *op, uint64_t h)
 {
     int64_t delta = (int64_t)op->amount;
     uint64_t mag = delta < 0 ? (uint64_t)0 - op->amount : op->amount;
-    if (op->id == 0 || delta == 0 || mag > UNITS_MAX || op->location != 0 ||
-        op->bad_reserved) {
+    if (op->id == 0 || delta == 0 || mag > UNITS_MAX || op->bad_reserved) {
         op->result = ALLOT_INVALID_ARGUMENT;
         return;
     }
@@ -194,7 +277,7 @@ static void op_adjust(engine_t *e, eng_op_t *op, uint64_t h)
         op->result = ALLOT_UNKNOWN_SKU;
         return;
     }
-    if (delta < 0 && s->on_hand - s->allocated < mag) {
+    if (delta < 0 && stock_loc_available(e, s, op->location) < mag) {
         /* Shrinkage cannot take units that are promised to orders. */
         op->result = ALLOT_INSUFFICIENT_STOCK;
         sku_out(op, s);
@@ -205,9 +288,23 @@ static void op_adjust(engine_t *e, eng_op_t *op, uint64_t h)
         sku_out(op, s);
         return;
     }
-    s->on_hand = delta < 0 ? s->on_hand - mag : s->on_hand + mag;
-    eng_record_t rec = {.type = REC_ADJUST, .id = op->id, .amount = op->amount};
+    if (delta > 0 && !stock_loc_room(e, s, op->location)) {
+        op->result = ALLOT_CAPACITY;
+        sku_out(op, s);
+        return;
+    }
+    uint64_t before = sku_available(s);
+    if (delta < 0)
+        stock_loc_sub(e, s, op->location, mag);
+    else
+        stock_loc_add(e, s, op->location, mag);
+    eng_record_t rec = {.type = REC_ADJUST, .id = op->id, .amount = op->amount,
+                        .location = op->location};
     emit(e, &rec);
+    if (delta < 0)
+        avail_watch(e, s, before);
+    else
+        drain(e, s);
     op->result = ALLOT_OK;
     sku_out(op, s);
 }
@@ -221,29 +318,59 @@ static void op_sku_get(engine_t *e, eng_op_t *op, uint64_t h)
     }
     op->result = ALLOT_OK;
     sku_out(op, s);
+    if (op->locs)
+        op->out_loc_count = (uint8_t)stock_locations(e, s, op->locs);
 }
 
 /* ---- order state changes (shared by live and replay) ---------------------- */
 
-/* Gives back the units an order holds: they return to available, and to the
- * customer's limit allowance. */
+/* Units of a line that count toward the customer's limit: a backorder
+ * counts what it asked for from the start, other orders what they got. */
+static inline uint32_t limit_units(const order_rec_t *r, const eng_line_t *l)
+{
+    return r->policy == ALLOT_POLICY_BACKORDER ? l->qty : l->allocated;
+}
+
+static inline bool order_lapsed(const engine_t *e, const order_rec_t *r)
+{
+    return (r->state == ALLOT_STATE_HELD || r->state == ALLOT_STATE_BACKORDERED) &&
+           r->deadline_ms != 0 && r->deadline_ms <= e->now_ms;
+}
+
+/* Gives back the units an order holds: they return to their locations,
+ * and to the customer's limit allowance; waiting lines leave their queues.
+ * (Returned stock goes to waiting orders after the caller journaled this:
+ * see drain_order.) */
 static void release_units(engine_t *e, const order_rec_t *r, bool shipped)
 {
     const eng_line_t *lines = orders_lines(&e->orders, r);
     for (uint32_t i = 0; i < r->line_count; i++) {
-        uint32_t a = lines[i].allocated;
-        if (a == 0)
+        uint32_t gl = r->line_ref + i;
+        bool waits = e->orders.line_wait[gl] != NONE32;
+        bool limited = !shipped && (r->limit_mask & (UINT64_C(1) << i));
+        if (lines[i].allocated == 0 && !waits && !limited)
             continue;
         sku_slot_t *s = inv_find(&e->inv, lines[i].sku, hash_u64(lines[i].sku));
-        VERIFY(s && s->allocated >= a);
-        s->allocated -= a;
-        if (shipped) {
-            VERIFY(s->on_hand >= a);
-            s->on_hand -= a;
-        } else if (r->limit_mask & (UINT64_C(1) << i)) {
-            limits_sub(&e->limits, r->customer, lines[i].sku, a);
-        }
+        VERIFY(s);
+        if (waits)
+            stock_wait_remove(e, s, gl, lines[i].qty - lines[i].allocated);
+        stock_give(e, s, gl, lines[i].allocated, shipped);
+        if (limited && limit_units(r, &lines[i]) > 0)
+            limits_sub(&e->limits, r->customer, lines[i].sku, limit_units(r, &lines[i]));
         VERIFY(s->allocated <= s->on_hand);
+    }
+}
+
+/* Stock an order gave back goes to the waiting orders of its SKUs. */
+static void drain_order(engine_t *e, const order_rec_t *r)
+{
+    const eng_line_t *lines = orders_lines(&e->orders, r);
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        if (lines[i].allocated == 0)
+            continue;
+        sku_slot_t *s = inv_find(&e->inv, lines[i].sku, hash_u64(lines[i].sku));
+        VERIFY(s);
+        drain(e, s);
     }
 }
 
@@ -271,6 +398,8 @@ static void retire_one(engine_t *e)
     retire_ent_t *ent = &o->ring[o->ring_head];
     order_rec_t *r = &o->recs[ent->rec];
     VERIFY(state_is_terminal(r->state) && r->id == ent->id);
+    for (uint32_t i = 0; i < r->line_count; i++)
+        stock_split_free(e, r->line_ref + i);
     orders_remove(o, r);
     o->ring_head = (o->ring_head + 1) % o->ring_cap;
     o->ring_len--;
@@ -294,28 +423,109 @@ static void become_terminal(engine_t *e, order_rec_t *r, uint8_t state)
     o->ring_len++;
 }
 
+static void expire_events(engine_t *e, const order_rec_t *r)
+{
+    const eng_line_t *lines = orders_lines(&e->orders, r);
+    for (uint32_t i = 0; i < r->line_count; i++)
+        event(e, ALLOT_EVENT_HOLD_EXPIRED, lines[i].sku, r->id, lines[i].allocated,
+              ALLOT_STATE_EXPIRED, 0);
+}
+
+/* A hold, or a backorder's wait, ran out. */
 static void expire_order(engine_t *e, order_rec_t *r)
 {
-    VERIFY(r->state == ALLOT_STATE_HELD);
+    VERIFY(order_lapsed(e, r));
     release_units(e, r, false);
     become_terminal(e, r, ALLOT_STATE_EXPIRED);
     e->holds_expired++;
     eng_record_t rec = {.type = REC_EXPIRE, .id = r->id};
     emit(e, &rec);
+    expire_events(e, r);
+    drain_order(e, r);
 }
 
-/* An order whose hold deadline has passed is expired the moment anything
+/* An order whose deadline has passed is expired the moment anything
  * touches it, even if the expiry step has not reached it yet. */
 static void touch(engine_t *e, order_rec_t *r)
 {
-    if (r->state == ALLOT_STATE_HELD && r->deadline_ms <= e->now_ms)
+    if (order_lapsed(e, r))
         expire_order(e, r);
 }
 
 static void order_out(eng_op_t *op, const order_rec_t *r)
 {
     op->state = r->state;
-    op->out_deadline_ms = r->state == ALLOT_STATE_HELD ? r->deadline_ms : 0;
+    op->out_deadline_ms =
+        r->state == ALLOT_STATE_HELD || r->state == ALLOT_STATE_BACKORDERED ? r->deadline_ms : 0;
+}
+
+/* ---- waitlists ----------------------------------------------------------- */
+
+static bool order_waits(const engine_t *e, const order_rec_t *r)
+{
+    for (uint32_t i = 0; i < r->line_count; i++)
+        if (e->orders.line_wait[r->line_ref + i] != NONE32)
+            return true;
+    return false;
+}
+
+/* What a backorder becomes once nothing waits. */
+static uint8_t complete_state(const order_rec_t *r)
+{
+    if ((r->hold_flags & ORDER_CONFIRMED_EARLY) || r->hold_ms == 0)
+        return ALLOT_STATE_CONFIRMED;
+    return ALLOT_STATE_HELD;
+}
+
+/* Gives units of s to line `line` of r (waiting at the head of s's queue)
+ * from the locations in a[0..n); the order completes when nothing waits. */
+static void fill_commit(engine_t *e, order_rec_t *r, uint8_t line, sku_slot_t *s,
+                        const eng_alloc_t *a, uint32_t n, uint32_t units)
+{
+    uint32_t gl = r->line_ref + line;
+    eng_line_t *l = &e->orders.lines[gl];
+    VERIFY(r->state == ALLOT_STATE_BACKORDERED && e->orders.line_wait[gl] != NONE32 &&
+           units > 0 && units <= l->qty - l->allocated);
+    stock_take(e, s, gl, l->allocated, a, n);
+    l->allocated += units;
+    if (l->allocated == l->qty)
+        stock_wait_remove(e, s, gl, units);
+    else
+        s->backorder_units -= units;
+    if (order_waits(e, r))
+        return;
+    r->state = complete_state(r);
+    r->deadline_ms = r->state == ALLOT_STATE_HELD ? e->now_ms + r->hold_ms : 0;
+    if (r->state == ALLOT_STATE_HELD)
+        heap_push(&e->orders, r);
+}
+
+/* Stock that came back goes to the SKU's waiting orders first, oldest
+ * first, one FILL record per piece. Replay does not fill: the journal
+ * carries the FILL records that followed. */
+static void drain(engine_t *e, sku_slot_t *s)
+{
+    if (e->replaying)
+        return;
+    while (s->bo_head != NONE32 && sku_available(s) > 0) {
+        const wait_node_t *nd = &e->stock.nodes[s->bo_head];
+        order_rec_t *r = &e->orders.recs[nd->rec];
+        uint8_t line = nd->line;
+        const eng_line_t *l = &e->orders.lines[r->line_ref + line];
+        uint64_t avail = sku_available(s);
+        uint32_t units = (uint32_t)(avail < l->qty - l->allocated ? avail : l->qty - l->allocated);
+        eng_alloc_t a[ALLOT_LOCATIONS_MAX];
+        uint32_t n = stock_plan(e, s, line, units, false, a);
+        fill_commit(e, r, line, s, a, n, units);
+        bool all0 = true;
+        for (uint32_t k = 0; k < n; k++)
+            all0 &= a[k].location == 0;
+        eng_record_t rec = {.type = REC_FILL, .id = r->id, .line = line, .amount = units,
+                            .state = r->state, .deadline_ms = r->deadline_ms,
+                            .alloc_count = (uint16_t)(all0 ? 0 : n), .allocs = all0 ? NULL : a};
+        emit(e, &rec);
+        event(e, ALLOT_EVENT_BACKORDER_FILLED, s->sku, r->id, units, r->state, 0);
+    }
 }
 
 /* ---- PLACE ---------------------------------------------------------------- */
@@ -323,10 +533,15 @@ static void order_out(eng_op_t *op, const order_rec_t *r)
 static bool place_valid(const engine_t *e, const eng_op_t *op)
 {
     if (op->id == 0 || op->line_count == 0 || op->line_count > ALLOT_LINES_MAX ||
-        op->bad_reserved || op->place_flags != 0 || op->max_wait_ms != 0 ||
-        op->ms > e->cfg.hold_max_ms)
+        op->bad_reserved || (op->place_flags & ~ALLOT_PLACE_FLAGS_KNOWN) ||
+        op->ms > e->cfg.hold_max_ms || op->policy >= ALLOT_POLICY_COUNT)
         return false;
-    if (op->policy != ALLOT_POLICY_ALL_OR_NOTHING && op->policy != ALLOT_POLICY_PARTIAL)
+    bool backorder = op->policy == ALLOT_POLICY_BACKORDER;
+    /* A wait only means something for a backorder, and a backorder is
+     * filled from wherever stock comes back. */
+    if (!backorder && op->max_wait_ms != 0)
+        return false;
+    if (backorder && (op->place_flags & ALLOT_PLACE_FLAG_SINGLE_LOCATION))
         return false;
     for (uint32_t i = 0; i < op->line_count; i++) {
         if (op->lines[i].sku == 0 || op->lines[i].qty == 0)
@@ -377,6 +592,8 @@ static void place_replay(engine_t *e, eng_op_t *op, order_rec_t *r, uint64_t con
 static uint8_t place_decide(engine_t *e, eng_op_t *op, sku_slot_t **slots, uint64_t h0)
 {
     bool partial = op->policy == ALLOT_POLICY_PARTIAL;
+    bool backorder = op->policy == ALLOT_POLICY_BACKORDER;
+    bool single = op->place_flags & ALLOT_PLACE_FLAG_SINGLE_LOCATION;
     uint8_t first_reason = ALLOT_OK;
     bool any = false;
     for (uint32_t i = 0; i < op->line_count; i++) {
@@ -396,7 +613,16 @@ static uint8_t place_decide(engine_t *e, eng_op_t *op, sku_slot_t **slots, uint6
                 reason = ALLOT_LIMIT_EXCEEDED;
             }
         }
-        uint64_t avail = s ? s->on_hand - s->allocated : 0;
+        if (backorder) {
+            /* What is missing waits; only what can never come is refused. */
+            if (reason != ALLOT_OK)
+                return reason;
+            uint64_t avail = sku_available(s);
+            l->allocated = (uint32_t)(want < avail ? want : avail);
+            any = true;
+            continue;
+        }
+        uint64_t avail = s ? (single ? stock_single_max(e, s) : sku_available(s)) : 0;
         if (s && want > avail) {
             want = avail;
             if (reason == ALLOT_OK)
@@ -412,22 +638,80 @@ static uint8_t place_decide(engine_t *e, eng_op_t *op, sku_slot_t **slots, uint6
     return any ? ALLOT_OK : first_reason;
 }
 
-/* Room for a decided order: record, lines, and new limit entries. */
-static bool place_has_room(const engine_t *e, sku_slot_t *const *slots, uint32_t n,
-                           const eng_line_t *lines, uint64_t customer)
+/* Where the decided units come from, in line order. Returns how many
+ * entries; *nonzero tells whether any is away from location 0 (then the
+ * journal records them all). */
+static uint32_t place_plan(const engine_t *e, const eng_op_t *op, sku_slot_t *const *slots,
+                           eng_alloc_t *allocs, bool *nonzero)
 {
+    bool single = op->place_flags & ALLOT_PLACE_FLAG_SINGLE_LOCATION;
+    uint32_t n = 0;
+    *nonzero = false;
+    for (uint32_t i = 0; i < op->line_count; i++) {
+        if (op->lines[i].allocated == 0)
+            continue;
+        uint32_t k = stock_plan(e, slots[i], (uint8_t)i, op->lines[i].allocated, single,
+                                &allocs[n]);
+        for (uint32_t j = n; j < n + k; j++)
+            *nonzero |= allocs[j].location != 0;
+        n += k;
+    }
+    return n;
+}
+
+/* The entries of line i in allocs (line order), or location 0 for all of
+ * it when the record carries none. */
+static uint32_t line_allocs(const eng_record_t *p, uint32_t i, uint32_t *cursor,
+                            eng_alloc_t *zero)
+{
+    if (p->alloc_count == 0) {
+        *zero = (eng_alloc_t){.line = (uint8_t)i, .location = 0, .units = p->lines[i].allocated};
+        return p->lines[i].allocated ? 1 : 0;
+    }
+    uint32_t start = *cursor;
+    while (*cursor < p->alloc_count && p->allocs[*cursor].line == i)
+        (*cursor)++;
+    return *cursor - start;
+}
+
+/* Room for a decided order: record, lines, splits, queue places and new
+ * limit entries. */
+static bool place_has_room(const engine_t *e, sku_slot_t *const *slots, const eng_record_t *p)
+{
+    uint32_t n = p->line_count;
     if (!orders_has_room(&e->orders, n))
         return false;
-    uint32_t new_entries = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (slots[i] && slots[i]->limit != 0 && lines[i].allocated != 0 &&
-            limits_get(&e->limits, customer, lines[i].sku) == 0)
+    bool backorder = p->policy == ALLOT_POLICY_BACKORDER;
+    uint32_t new_entries = 0, splits = 0, waits = 0, cursor = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const eng_line_t *l = &p->lines[i];
+        if (!slots[i])
+            continue;
+        uint32_t units = backorder ? l->qty : l->allocated;
+        if (slots[i]->limit != 0 && units != 0 &&
+            limits_get(&e->limits, p->customer, l->sku) == 0)
             new_entries++;
-    return e->limits.count + new_entries <= e->limits.count_max;
+        eng_alloc_t zero;
+        uint32_t start = cursor;
+        uint32_t k = line_allocs(p, i, &cursor, &zero);
+        const eng_alloc_t *a = p->alloc_count ? &p->allocs[start] : &zero;
+        for (uint32_t j = 0; j < k; j++)
+            if (a[j].location != 0) {
+                splits++;
+                break;
+            }
+        if (l->allocated < l->qty && backorder) {
+            if (!stock_wait_room(e, slots[i]))
+                return false;
+            waits++;
+        }
+    }
+    return e->limits.count + new_entries <= e->limits.count_max &&
+           stock_split_room(e, splits) && e->stock.nodes_max - e->stock.nodes_used >= waits;
 }
 
 /* Stores an order whose allocation has been decided (live) or checked
- * (replay), and takes its units. */
+ * (replay), and takes its units from the locations the record names. */
 static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *p,
                                  sku_slot_t *const *slots)
 {
@@ -437,22 +721,38 @@ static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *
     r->deadline_ms = p->deadline_ms;
     r->content_hash = p->content_hash;
     r->policy = p->policy;
-    r->state = p->deadline_ms ? ALLOT_STATE_HELD : ALLOT_STATE_CONFIRMED;
+    r->hold_ms = p->hold_ms;
+    bool backorder = p->policy == ALLOT_POLICY_BACKORDER;
     eng_line_t *lines = orders_lines(&e->orders, r);
+    uint32_t cursor = 0;
+    bool waits = false;
     for (uint32_t i = 0; i < p->line_count; i++) {
         lines[i] = p->lines[i];
-        uint32_t a = lines[i].allocated;
-        if (a == 0)
-            continue;
         sku_slot_t *s = slots[i];
-        VERIFY(s && s->on_hand - s->allocated >= a);
-        s->allocated += a;
-        if (s->limit != 0) {
-            VERIFY(limits_add(&e->limits, p->customer, lines[i].sku, a));
+        eng_alloc_t zero;
+        uint32_t start = cursor;
+        uint32_t k = line_allocs(p, i, &cursor, &zero);
+        if (k > 0) {
+            VERIFY(s);
+            stock_take(e, s, r->line_ref + i, 0, p->alloc_count ? &p->allocs[start] : &zero, k);
+        }
+        uint32_t units = backorder ? lines[i].qty : lines[i].allocated;
+        if (s && s->limit != 0 && units != 0) {
+            VERIFY(limits_add(&e->limits, p->customer, lines[i].sku, units));
             r->limit_mask |= UINT64_C(1) << i;
         }
+        if (backorder && lines[i].allocated < lines[i].qty) {
+            stock_wait_push(e, s, orders_rec_index(&e->orders, r), (uint8_t)i,
+                            lines[i].qty - lines[i].allocated);
+            waits = true;
+        }
     }
-    if (r->state == ALLOT_STATE_HELD)
+    VERIFY(cursor == p->alloc_count);
+    if (waits)
+        r->state = ALLOT_STATE_BACKORDERED;
+    else
+        r->state = p->deadline_ms ? ALLOT_STATE_HELD : ALLOT_STATE_CONFIRMED;
+    if (r->deadline_ms)
         heap_push(&e->orders, r);
     e->orders.live++;
     return r;
@@ -497,8 +797,26 @@ static void op_place(engine_t *e, eng_op_t *op, uint64_t h_order, uint64_t h_sku
         pos = orders_probe(&e->orders, op->id, h_order, &found); /* the index moved */
     sku_slot_t *slots[ALLOT_LINES_MAX];
     uint8_t result = place_decide(e, op, slots, h_sku0);
-    if (result == ALLOT_OK &&
-        !place_has_room(e, slots, op->line_count, op->lines, op->customer))
+    eng_alloc_t allocs[ENG_ALLOCS_MAX];
+    bool nonzero = false;
+    uint32_t nalloc = result == ALLOT_OK ? place_plan(e, op, slots, allocs, &nonzero) : 0;
+    bool backorder = op->policy == ALLOT_POLICY_BACKORDER;
+    bool waits = false;
+    for (uint32_t i = 0; backorder && i < op->line_count; i++)
+        waits |= op->lines[i].allocated < op->lines[i].qty;
+    uint64_t deadline = 0;
+    if (waits)
+        deadline = op->max_wait_ms ? e->now_ms + op->max_wait_ms : 0;
+    else if (op->ms)
+        deadline = e->now_ms + op->ms;
+    eng_record_t rec = {
+        .type = REC_PLACE, .id = op->id, .customer = op->customer, .policy = op->policy,
+        .line_count = op->line_count, .content_hash = content, .lines = op->lines,
+        .deadline_ms = deadline, .place_flags = op->place_flags,
+        .hold_ms = backorder ? op->ms : 0,
+        .alloc_count = (uint16_t)(nonzero ? nalloc : 0), .allocs = nonzero ? allocs : NULL,
+    };
+    if (result == ALLOT_OK && !place_has_room(e, slots, &rec))
         result = ALLOT_CAPACITY;
     if (result != ALLOT_OK) {
         /* A rejection stores nothing and changes nothing. */
@@ -507,13 +825,14 @@ static void op_place(engine_t *e, eng_op_t *op, uint64_t h_order, uint64_t h_sku
         op->result = result;
         return;
     }
-    eng_record_t rec = {
-        .type = REC_PLACE, .id = op->id, .customer = op->customer, .policy = op->policy,
-        .line_count = op->line_count, .content_hash = content, .lines = op->lines,
-        .deadline_ms = op->ms ? e->now_ms + op->ms : 0,
-    };
+    uint64_t before[ALLOT_LINES_MAX];
+    for (uint32_t i = 0; i < op->line_count; i++)
+        before[i] = slots[i] ? sku_available(slots[i]) : 0;
     order_rec_t *r = place_commit(e, pos, &rec, slots);
     emit(e, &rec);
+    for (uint32_t i = 0; i < op->line_count; i++)
+        if (op->lines[i].allocated)
+            avail_watch(e, slots[i], before[i]);
     op->result = ALLOT_OK;
     order_out(op, r);
 }
@@ -532,8 +851,15 @@ static order_rec_t *order_lookup(engine_t *e, eng_op_t *op, uint64_t h)
     return r;
 }
 
-static void confirm_commit(engine_t *e, order_rec_t *r)
+/* Payment captured. A backorder paid in advance keeps waiting and becomes
+ * CONFIRMED, not HELD, once complete. */
+static void confirm_commit(order_rec_t *r)
 {
+    if (r->state == ALLOT_STATE_BACKORDERED) {
+        VERIFY(!(r->hold_flags & ORDER_CONFIRMED_EARLY));
+        r->hold_flags |= ORDER_CONFIRMED_EARLY;
+        return;
+    }
     VERIFY(r->state == ALLOT_STATE_HELD);
     r->state = ALLOT_STATE_CONFIRMED;
     r->deadline_ms = 0;
@@ -544,13 +870,14 @@ static void op_confirm(engine_t *e, eng_op_t *op, uint64_t h)
     order_rec_t *r = order_lookup(e, op, h);
     if (!r)
         return;
-    if (r->state == ALLOT_STATE_CONFIRMED) {
+    if (r->state == ALLOT_STATE_CONFIRMED ||
+        (r->state == ALLOT_STATE_BACKORDERED && (r->hold_flags & ORDER_CONFIRMED_EARLY))) {
         op->result = ALLOT_OK;
         op->flags |= ALLOT_FLAG_REPLAY;
-    } else if (r->state != ALLOT_STATE_HELD) {
+    } else if (r->state != ALLOT_STATE_HELD && r->state != ALLOT_STATE_BACKORDERED) {
         op->result = ALLOT_INVALID_STATE;
     } else {
-        confirm_commit(e, r);
+        confirm_commit(r);
         eng_record_t rec = {.type = REC_CONFIRM, .id = r->id};
         emit(e, &rec);
         op->result = ALLOT_OK;
@@ -573,6 +900,7 @@ static void op_cancel(engine_t *e, eng_op_t *op, uint64_t h)
         become_terminal(e, r, ALLOT_STATE_CANCELLED);
         eng_record_t rec = {.type = REC_CANCEL, .id = r->id};
         emit(e, &rec);
+        drain_order(e, r);
         op->result = ALLOT_OK;
     }
     order_out(op, r);
@@ -645,6 +973,24 @@ static void op_extend(engine_t *e, eng_op_t *op, uint64_t h)
     order_out(op, r);
 }
 
+static void order_detail(const engine_t *e, const order_rec_t *r, eng_order_detail_t *d)
+{
+    const eng_line_t *lines = orders_lines(&e->orders, r);
+    d->order_flags = r->hold_flags;
+    d->alloc_count = 0;
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        uint32_t gl = r->line_ref + i;
+        d->queue_place[i] = 0;
+        if (e->orders.line_wait[gl] != NONE32) {
+            const sku_slot_t *s = inv_find(&e->inv, lines[i].sku, hash_u64(lines[i].sku));
+            VERIFY(s);
+            d->queue_place[i] = stock_wait_place(e, s, gl);
+        }
+        d->alloc_count += (uint16_t)stock_line_allocs(e, gl, (uint8_t)i, lines[i].allocated,
+                                                      &d->allocs[d->alloc_count]);
+    }
+}
+
 static void op_order_get(engine_t *e, eng_op_t *op, uint64_t h)
 {
     const order_rec_t *r = op->id ? orders_find(&e->orders, op->id, h) : NULL;
@@ -663,6 +1009,8 @@ static void op_order_get(engine_t *e, eng_op_t *op, uint64_t h)
     op->line_count = r->line_count;
     if (op->lines)
         memcpy(op->lines, orders_lines(&e->orders, r), r->line_count * sizeof(eng_line_t));
+    if (op->detail)
+        order_detail(e, r, op->detail);
 }
 
 /* ---- expiry and retention ------------------------------------------------- */
@@ -802,7 +1150,8 @@ static int replay_sku_op(engine_t *e, const eng_record_t *rec, char *why, size_t
                                        [REC_RESTOCK] = ALLOT_OP_RESTOCK,
                                        [REC_ADJUST] = ALLOT_OP_ADJUST};
     eng_op_t op = {.opcode = opcodes[rec->type], .id = rec->id, .amount = rec->amount,
-                   .limit = rec->limit, .reorder_point = rec->reorder_point};
+                   .limit = rec->limit, .reorder_point = rec->reorder_point,
+                   .location = rec->location, .priority = rec->priority};
     uint64_t h = hash_u64(rec->id);
     apply_one(e, &op, h, 0);
     if (op.result != ALLOT_OK)
@@ -811,11 +1160,66 @@ static int replay_sku_op(engine_t *e, const eng_record_t *rec, char *why, size_t
     return 0;
 }
 
+/* The allocations of a PLACE or FILL record for one line must fit the
+ * SKU's locations now: each location named once, none over what it has. */
+static int replay_allocs(engine_t *e, const eng_record_t *rec, const sku_slot_t *s, uint32_t i,
+                         uint32_t allocated, const eng_alloc_t *a, uint32_t k, char *why,
+                         size_t why_len)
+{
+    uint64_t sum = 0;
+    for (uint32_t j = 0; j < k; j++)
+        sum += a[j].units;
+    if (sum != allocated)
+        REPLAY_FAIL("%s of order %llu line %u: locations give %llu of %u units",
+                    eng_record_type_name(rec->type), (unsigned long long)rec->id, i,
+                    (unsigned long long)sum, allocated);
+    if (k > 0 && !stock_fits(e, s, a, k))
+        REPLAY_FAIL("oversell: order %llu line %u takes units sku %llu's locations do not have",
+                    (unsigned long long)rec->id, i, (unsigned long long)s->sku);
+    return 0;
+}
+
+static int replay_place_line(engine_t *e, const eng_record_t *rec, uint32_t i, sku_slot_t *s,
+                             const eng_alloc_t *a, uint32_t k, char *why, size_t why_len)
+{
+    const eng_line_t *l = &rec->lines[i];
+    bool backorder = rec->policy == ALLOT_POLICY_BACKORDER;
+    if (l->qty == 0 || l->allocated > l->qty)
+        REPLAY_FAIL("PLACE of order %llu line %u allocates %u of %u",
+                    (unsigned long long)rec->id, i, l->allocated, l->qty);
+    if (rec->policy == ALLOT_POLICY_ALL_OR_NOTHING && l->allocated != l->qty)
+        REPLAY_FAIL("PLACE of order %llu is all-or-nothing but line %u is partial",
+                    (unsigned long long)rec->id, i);
+    if ((rec->place_flags & ALLOT_PLACE_FLAG_SINGLE_LOCATION) && k > 1)
+        REPLAY_FAIL("PLACE of order %llu splits line %u across locations",
+                    (unsigned long long)rec->id, i);
+    if (!s && (l->allocated != 0 || backorder))
+        REPLAY_FAIL("PLACE of order %llu names unknown sku %llu", (unsigned long long)rec->id,
+                    (unsigned long long)l->sku);
+    if (!s)
+        return 0;
+    if (backorder && l->allocated < l->qty && l->allocated != sku_available(s))
+        REPLAY_FAIL("backorder %llu waits for sku %llu but leaves %llu units available",
+                    (unsigned long long)rec->id, (unsigned long long)l->sku,
+                    (unsigned long long)(sku_available(s) - l->allocated));
+    if (sku_available(s) < l->allocated)
+        REPLAY_FAIL("oversell: order %llu takes %u of sku %llu with %llu available",
+                    (unsigned long long)rec->id, l->allocated, (unsigned long long)l->sku,
+                    (unsigned long long)sku_available(s));
+    uint64_t units = backorder ? l->qty : l->allocated;
+    if (s->limit != 0 && limits_get(&e->limits, rec->customer, l->sku) + units > s->limit)
+        REPLAY_FAIL("limit: customer %llu passes %u units of sku %llu",
+                    (unsigned long long)rec->customer, s->limit, (unsigned long long)l->sku);
+    return replay_allocs(e, rec, s, i, l->allocated, a, k, why, why_len);
+}
+
 static int replay_place(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)
 {
     uint32_t n = rec->line_count;
     if (rec->id == 0 || n == 0 || n > ALLOT_LINES_MAX || !rec->lines ||
-        rec->policy >= ALLOT_POLICY_BACKORDER)
+        rec->policy >= ALLOT_POLICY_COUNT || (rec->place_flags & ~ALLOT_PLACE_FLAGS_KNOWN) ||
+        rec->alloc_count > ENG_ALLOCS_MAX || (rec->alloc_count && !rec->allocs) ||
+        (rec->policy != ALLOT_POLICY_BACKORDER && rec->hold_ms != 0))
         REPLAY_FAIL("PLACE of order %llu is malformed", (unsigned long long)rec->id);
     if (rec->deadline_ms != 0 && rec->deadline_ms <= e->now_ms)
         REPLAY_FAIL("PLACE of order %llu has a deadline in the past",
@@ -826,6 +1230,7 @@ static int replay_place(engine_t *e, const eng_record_t *rec, char *why, size_t 
         REPLAY_FAIL("PLACE of order %llu, which exists", (unsigned long long)rec->id);
     sku_slot_t *slots[ALLOT_LINES_MAX];
     bool any = false;
+    uint32_t cursor = 0;
     for (uint32_t i = 0; i < n; i++) {
         const eng_line_t *l = &rec->lines[i];
         for (uint32_t j = 0; j < i; j++)
@@ -833,36 +1238,78 @@ static int replay_place(engine_t *e, const eng_record_t *rec, char *why, size_t 
                 REPLAY_FAIL("PLACE of order %llu names sku %llu twice",
                             (unsigned long long)rec->id, (unsigned long long)l->sku);
         slots[i] = l->sku ? inv_find(&e->inv, l->sku, hash_u64(l->sku)) : NULL;
-        if (l->qty == 0 || l->allocated > l->qty)
-            REPLAY_FAIL("PLACE of order %llu line %u allocates %u of %u",
-                        (unsigned long long)rec->id, i, l->allocated, l->qty);
-        if (rec->policy == ALLOT_POLICY_ALL_OR_NOTHING && l->allocated != l->qty)
-            REPLAY_FAIL("PLACE of order %llu is all-or-nothing but line %u is partial",
-                        (unsigned long long)rec->id, i);
-        if (l->allocated == 0)
-            continue;
-        any = true;
-        sku_slot_t *s = slots[i];
-        if (!s)
-            REPLAY_FAIL("PLACE of order %llu allocates unknown sku %llu",
-                        (unsigned long long)rec->id, (unsigned long long)l->sku);
-        if (s->on_hand - s->allocated < l->allocated)
-            REPLAY_FAIL("oversell: order %llu takes %u of sku %llu with %llu available",
-                        (unsigned long long)rec->id, l->allocated, (unsigned long long)l->sku,
-                        (unsigned long long)(s->on_hand - s->allocated));
-        if (s->limit != 0 &&
-            limits_get(&e->limits, rec->customer, l->sku) + l->allocated > s->limit)
-            REPLAY_FAIL("limit: customer %llu passes %u units of sku %llu",
-                        (unsigned long long)rec->customer, s->limit,
-                        (unsigned long long)l->sku);
+        eng_alloc_t zero;
+        uint32_t start = cursor;
+        uint32_t k = line_allocs(rec, i, &cursor, &zero);
+        int rc = replay_place_line(e, rec, i, slots[i], rec->alloc_count ? &rec->allocs[start] : &zero,
+                                   k, why, why_len);
+        if (rc != 0)
+            return rc;
+        any |= l->allocated != 0;
     }
-    if (!any)
+    if (cursor != rec->alloc_count)
+        REPLAY_FAIL("PLACE of order %llu lists locations out of line order",
+                    (unsigned long long)rec->id);
+    if (!any && rec->policy != ALLOT_POLICY_BACKORDER)
         REPLAY_FAIL("PLACE of order %llu allocates nothing", (unsigned long long)rec->id);
-    if (!place_has_room(e, slots, n, rec->lines, rec->customer))
+    if (!place_has_room(e, slots, rec))
         REPLAY_FAIL("no room for order %llu (tables smaller than the journal's)",
                     (unsigned long long)rec->id);
+    uint64_t before[ALLOT_LINES_MAX];
+    for (uint32_t i = 0; i < n; i++)
+        before[i] = slots[i] ? sku_available(slots[i]) : 0;
     place_commit(e, pos, rec, slots);
     e->seq++;
+    for (uint32_t i = 0; i < n; i++)
+        if (rec->lines[i].allocated)
+            avail_watch(e, slots[i], before[i]);
+    return 0;
+}
+
+static int replay_fill(engine_t *e, const eng_record_t *rec, char *why, size_t why_len)
+{
+    order_rec_t *r = rec->id ? orders_find(&e->orders, rec->id, hash_u64(rec->id)) : NULL;
+    if (!r || r->state != ALLOT_STATE_BACKORDERED || order_lapsed(e, r) ||
+        rec->line >= r->line_count)
+        REPLAY_FAIL("FILL of order %llu, which is not waiting", (unsigned long long)rec->id);
+    uint32_t gl = r->line_ref + rec->line;
+    const eng_line_t *l = &e->orders.lines[gl];
+    sku_slot_t *s = inv_find(&e->inv, l->sku, hash_u64(l->sku));
+    VERIFY(s);
+    if (e->orders.line_wait[gl] == NONE32 || s->bo_head != e->orders.line_wait[gl])
+        REPLAY_FAIL("FILL of order %llu line %u out of turn: it is not first in line for sku %llu",
+                    (unsigned long long)rec->id, rec->line, (unsigned long long)l->sku);
+    if (rec->amount == 0 || rec->amount > l->qty - l->allocated ||
+        rec->alloc_count > ALLOT_LOCATIONS_MAX || (rec->alloc_count && !rec->allocs))
+        REPLAY_FAIL("FILL of order %llu line %u gives %llu units", (unsigned long long)rec->id,
+                    rec->line, (unsigned long long)rec->amount);
+    eng_alloc_t zero = {.line = rec->line, .location = 0, .units = (uint32_t)rec->amount};
+    const eng_alloc_t *a = rec->alloc_count ? rec->allocs : &zero;
+    uint32_t k = rec->alloc_count ? rec->alloc_count : 1;
+    for (uint32_t j = 0; j < k; j++)
+        if (a[j].line != rec->line)
+            REPLAY_FAIL("FILL of order %llu names another line", (unsigned long long)rec->id);
+    int rc = replay_allocs(e, rec, s, rec->line, (uint32_t)rec->amount, a, k, why, why_len);
+    if (rc != 0)
+        return rc;
+    /* What the order becomes, checked before anything changes. */
+    bool others = false;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        others |= i != rec->line && e->orders.line_wait[r->line_ref + i] != NONE32;
+    uint8_t state = ALLOT_STATE_BACKORDERED;
+    uint64_t deadline = r->deadline_ms;
+    if (!others && rec->amount == l->qty - l->allocated) {
+        state = complete_state(r);
+        deadline = state == ALLOT_STATE_HELD ? e->now_ms + r->hold_ms : 0;
+    }
+    if (state != rec->state || deadline != rec->deadline_ms)
+        REPLAY_FAIL("FILL of order %llu leaves it %s, the journal says %s",
+                    (unsigned long long)rec->id, allot_state_name(state),
+                    allot_state_name(rec->state));
+    fill_commit(e, r, rec->line, s, a, k, (uint32_t)rec->amount);
+    VERIFY(r->state == state && r->deadline_ms == deadline);
+    e->seq++;
+    event(e, ALLOT_EVENT_BACKORDER_FILLED, s->sku, r->id, rec->amount, r->state, 0);
     return 0;
 }
 
@@ -872,14 +1319,16 @@ static int replay_order_op(engine_t *e, const eng_record_t *rec, char *why, size
     if (!r)
         REPLAY_FAIL("%s of unknown order %llu", eng_record_type_name(rec->type),
                     (unsigned long long)rec->id);
-    bool lapsed = r->state == ALLOT_STATE_HELD && r->deadline_ms <= e->now_ms;
+    bool lapsed = order_lapsed(e, r);
     const char *st = allot_state_name(r->state);
+    bool early = r->hold_flags & ORDER_CONFIRMED_EARLY;
     switch (rec->type) {
     case REC_CONFIRM:
-        if (r->state != ALLOT_STATE_HELD || lapsed)
+        if ((r->state != ALLOT_STATE_HELD && r->state != ALLOT_STATE_BACKORDERED) || lapsed ||
+            (r->state == ALLOT_STATE_BACKORDERED && early))
             REPLAY_FAIL("CONFIRM of order %llu in state %s%s", (unsigned long long)r->id,
-                        st, lapsed ? " (hold lapsed)" : "");
-        confirm_commit(e, r);
+                        st, lapsed ? " (deadline passed)" : "");
+        confirm_commit(r);
         break;
     case REC_CANCEL:
         if (!state_is_live(r->state) || lapsed)
@@ -894,13 +1343,15 @@ static int replay_order_op(engine_t *e, const eng_record_t *rec, char *why, size
         become_terminal(e, r, ALLOT_STATE_FULFILLED);
         break;
     case REC_EXPIRE:
-        if (r->state != ALLOT_STATE_HELD || !lapsed)
+        if (!lapsed)
             REPLAY_FAIL("EXPIRE of order %llu in state %s before its deadline",
                         (unsigned long long)r->id, st);
         release_units(e, r, false);
         become_terminal(e, r, ALLOT_STATE_EXPIRED);
         e->holds_expired++;
-        break;
+        e->seq++;
+        expire_events(e, r);
+        return 0;
     case REC_EXTEND:
         if (r->state != ALLOT_STATE_HELD || lapsed || rec->deadline_ms <= e->now_ms)
             REPLAY_FAIL("EXTEND of order %llu in state %s", (unsigned long long)r->id, st);
@@ -994,9 +1445,11 @@ int engine_replay(engine_t *e, const eng_record_t *rec, char *why, size_t why_le
      * next, legal record could be refused as going back in time. */
     uint64_t now_before = e->now_ms;
     e->now_ms = rec->time_ms;
-    /* Replay applies journaled effects; it never journals them again. */
+    /* Replay applies journaled effects; it never journals them again, and
+     * it does not fill waiting orders itself: FILL records follow. */
     eng_sink_t sink = e->sink;
     memset(&e->sink, 0, sizeof e->sink);
+    e->replaying = true;
     int rc;
     switch (rec->type) {
     case REC_SKU_SET:
@@ -1009,12 +1462,15 @@ int engine_replay(engine_t *e, const eng_record_t *rec, char *why, size_t why_le
     case REC_FULFILL:
     case REC_EXPIRE:
     case REC_EXTEND: rc = replay_order_op(e, rec, why, why_len); break;
+    case REC_FILL: rc = replay_fill(e, rec, why, why_len); break;
     default:
         e->sink = sink;
+        e->replaying = false;
         e->now_ms = now_before;
         REPLAY_FAIL("unknown record type %u", rec->type);
     }
     e->sink = sink;
+    e->replaying = false;
     if (rc == 0)
         VERIFY(e->seq == rec->seq);
     else

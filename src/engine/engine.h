@@ -33,6 +33,9 @@ typedef struct engine_config {
     uint32_t retain_max;   /* terminal orders kept for retries */
     uint64_t retain_ms;    /* ... and for how long */
     uint64_t hold_max_ms;  /* longest hold, from placement */
+    uint32_t loc_skus_max; /* SKUs whose stock sits anywhere but location 0 alone */
+    uint32_t splits_max;   /* order lines allocated from anywhere but location 0 alone */
+    uint32_t waiting_max;  /* order lines waiting in backorder queues, all SKUs */
     bool prefault;         /* touch every table page at init (servers) */
 } engine_config_t;
 
@@ -47,6 +50,37 @@ typedef struct eng_line {
     uint32_t allocated;
 } eng_line_t;
 
+/* Units of one order line taken from one location. */
+typedef struct eng_alloc {
+    uint8_t line;      /* index of the line in its order */
+    uint8_t pad;
+    uint16_t location;
+    uint32_t units;
+} eng_alloc_t;
+
+/* Most location allocations one order can carry: every line split across
+ * every location of its SKU. */
+#define ENG_ALLOCS_MAX (ALLOT_LINES_MAX * ALLOT_LOCATIONS_MAX)
+
+/* ORDER_GET's answer beyond the lines: where each allocated unit sits and
+ * each waiting line's place in its SKU's queue. */
+typedef struct eng_order_detail {
+    uint32_t queue_place[ALLOT_LINES_MAX]; /* 0 = not waiting, 1 = first in line */
+    uint16_t alloc_count;                  /* allocs in line order */
+    uint8_t order_flags;                   /* ALLOT_ORDER_FLAG_* */
+    uint8_t pad;
+    eng_alloc_t allocs[ENG_ALLOCS_MAX];
+} eng_order_detail_t;
+
+/* One location of a SKU (SKU_GET). */
+typedef struct eng_loc_view {
+    uint16_t location;
+    uint16_t priority;
+    uint32_t pad;
+    uint64_t on_hand;
+    uint64_t allocated;
+} eng_loc_view_t;
+
 /* One operation, in and out. The codec fills the inputs for its opcode,
  * engine_apply() fills result and the outputs. */
 typedef struct eng_op {
@@ -54,8 +88,9 @@ typedef struct eng_op {
     uint16_t opcode;      /* enum allot_opcode */
     uint8_t policy;       /* PLACE */
     uint8_t line_count;   /* PLACE in; ORDER_GET out */
-    uint16_t place_flags; /* PLACE: must be 0 in version 1 */
-    uint16_t location;    /* SKU_SET/RESTOCK/ADJUST: must be 0 in version 1 */
+    uint16_t place_flags; /* PLACE: ALLOT_PLACE_FLAG_* */
+    uint16_t location;    /* SKU_SET/RESTOCK/ADJUST */
+    uint16_t priority;    /* SKU_SET: of that location; higher is preferred */
     uint32_t ms;          /* PLACE: hold_ms; EXTEND: ms */
     uint32_t max_wait_ms; /* PLACE (BACKORDER) */
     uint32_t limit;       /* SKU_SET */
@@ -64,6 +99,8 @@ typedef struct eng_op {
     uint64_t customer;    /* PLACE */
     uint64_t amount;      /* SKU_SET on_hand, RESTOCK qty, ADJUST delta (i64) */
     eng_line_t *lines;    /* PLACE in/out; ORDER_GET out, room for LINES_MAX */
+    eng_order_detail_t *detail; /* ORDER_GET out (may be NULL: not filled) */
+    eng_loc_view_t *locs; /* SKU_GET out, room for ALLOT_LOCATIONS_MAX (may be NULL) */
     uint8_t bad_reserved; /* the codec saw a non-zero reserved field */
 
     /* out */
@@ -74,6 +111,7 @@ typedef struct eng_op {
     uint32_t out_limit;       /* SKU ops */
     uint32_t out_reorder_point;
     uint32_t out_backorder_orders;
+    uint8_t out_loc_count;    /* SKU_GET: entries written to locs */
     uint64_t out_customer;    /* ORDER_GET */
     uint64_t out_placed_ms;   /* ORDER_GET */
     uint64_t out_deadline_ms; /* order ops: hold deadline, 0 = none */
@@ -96,7 +134,8 @@ enum eng_record_type {
     REC_EXPIRE = 8,  /* a hold expired (the server's own mutation) */
     REC_RETIRE = 9,  /* terminal orders aged out of the retention window */
     REC_EXTEND = 10, /* a hold's deadline moved */
-    REC_TYPE_COUNT = 11,
+    REC_FILL = 11,   /* returning stock went to a waiting order line */
+    REC_TYPE_COUNT = 12,
 };
 
 const char *eng_record_type_name(unsigned type);
@@ -112,12 +151,23 @@ typedef struct eng_record {
     uint32_t limit;     /* SKU_SET */
     uint32_t reorder_point; /* SKU_SET */
     uint32_t count;     /* RETIRE: orders retired */
-    uint64_t id;        /* sku or order id */
+    uint64_t id;        /* sku (SKU_SET, RESTOCK, ADJUST) or order id */
     uint64_t customer;  /* PLACE */
-    uint64_t amount;    /* SKU_SET on_hand, RESTOCK qty, ADJUST delta */
-    uint64_t deadline_ms; /* PLACE, EXTEND: the hold deadline */
+    uint64_t amount;    /* SKU_SET on_hand, RESTOCK qty, ADJUST delta, FILL units */
+    uint64_t deadline_ms; /* PLACE: hold or wait deadline; EXTEND; FILL: after it */
     uint64_t content_hash; /* PLACE: identifies the request for idempotency */
     const eng_line_t *lines; /* PLACE: requested and allocated */
+    uint16_t location;  /* SKU_SET, RESTOCK, ADJUST */
+    uint16_t priority;  /* SKU_SET */
+    uint16_t place_flags; /* PLACE */
+    uint16_t alloc_count; /* PLACE, FILL: entries in allocs */
+    uint32_t hold_ms;   /* PLACE (BACKORDER): the hold that starts once complete */
+    uint8_t line;       /* FILL: the order line filled */
+    uint8_t state;      /* FILL: the order's state after it */
+    uint8_t pad[2];
+    /* PLACE, FILL: where the allocated units sit, in line order; empty when
+     * every unit comes from location 0. */
+    const eng_alloc_t *allocs;
 } eng_record_t;
 
 typedef struct eng_sink {
@@ -125,12 +175,36 @@ typedef struct eng_sink {
     void *ctx;
 } eng_sink_t;
 
+/* ---- events ------------------------------------------------------------- */
+
+/* Something a subscriber wants to know, caused by the record numbered seq.
+ * Events are a pure function of the journal: the engine derives them both
+ * live and when it replays records, so a restart rebuilds them. */
+typedef struct eng_event {
+    uint64_t seq;
+    uint64_t time_ms;
+    uint64_t sku;
+    uint64_t order;    /* 0 for SKU events */
+    uint64_t value;    /* see enum allot_event in protocol.h */
+    uint8_t type;      /* enum allot_event */
+    uint8_t state;     /* order events: the order's state after */
+    uint16_t location; /* RESTOCKED */
+    uint32_t pad;
+} eng_event_t;
+
+typedef struct eng_event_sink {
+    void (*event)(void *ctx, const eng_event_t *ev);
+    void *ctx;
+} eng_event_sink_t;
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 /* 0, -EINVAL for a bad config, -ENOMEM. All memory is allocated here. */
 int engine_init(engine_t **out, const engine_config_t *cfg);
 void engine_deinit(engine_t *e);
 void engine_set_sink(engine_t *e, const eng_sink_t *sink);
+/* Events go here, live and during engine_replay(); NULL stops them. */
+void engine_set_event_sink(engine_t *e, const eng_event_sink_t *sink);
 /* The configuration in force, defaults filled in and caps applied. */
 void engine_get_config(const engine_t *e, engine_config_t *out);
 
@@ -201,6 +275,10 @@ typedef struct eng_sku_view {
     uint64_t allocated;
     uint32_t limit;
     uint32_t reorder_point;
+    uint64_t backorder_units;
+    uint32_t backorder_orders;
+    uint8_t loc_count;
+    eng_loc_view_t locs[ALLOT_LOCATIONS_MAX];
 } eng_sku_view_t;
 
 typedef struct eng_order_view {
@@ -213,7 +291,11 @@ typedef struct eng_order_view {
     uint8_t state;
     uint8_t policy;
     uint8_t line_count;
+    uint8_t order_flags; /* ALLOT_ORDER_FLAG_* */
+    uint32_t hold_ms;
     const eng_line_t *lines;
+    uint16_t alloc_count;
+    const eng_alloc_t *allocs; /* valid during the callback */
 } eng_order_view_t;
 
 void engine_each_sku(const engine_t *e, void (*fn)(void *ctx, const eng_sku_view_t *v), void *ctx);

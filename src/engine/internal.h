@@ -6,6 +6,7 @@
 #define ALLOT_ENGINE_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define XXH_INLINE_ALL
@@ -17,21 +18,27 @@
 
 #define NONE32 UINT32_MAX
 
+/* Zeroed table memory (huge pages, prefaulted when asked), and its free. */
+void *table_alloc(size_t n, size_t size, bool prefault);
+void table_free(void *ptr);
+
 /* ---- inventory: sharded open addressing, one cache line per SKU ---------
  * SKUs are never deleted, so a slot's address is stable for the life of the
  * engine: waitlists and location tables can point at it. */
 typedef struct sku_slot {
     uint64_t sku; /* 0 = empty */
-    uint64_t on_hand;
-    uint64_t allocated;
+    uint64_t on_hand;   /* all locations */
+    uint64_t allocated; /* all locations */
     uint32_t limit;
     uint32_t reorder_point;
-    uint64_t backorder_units; /* room for the waitlist */
-    uint32_t backorder_orders;
-    uint32_t backorder_head;
-    uint32_t locations; /* room for out-of-line locations */
-    uint32_t reserved;
-    uint64_t pad;
+    uint64_t backorder_units;  /* units the queue waits for */
+    uint32_t backorder_orders; /* waiting lines in the queue (one per order) */
+    uint32_t bo_head;          /* wait node, NONE32 when the queue is empty */
+    uint32_t bo_tail;
+    uint32_t locs;     /* location block + 1; 0 = everything at location 0 */
+    uint16_t prio0;    /* location 0's priority while it has no block */
+    uint16_t pad16;
+    uint32_t pad32;
 } __attribute__((aligned(64))) sku_slot_t;
 
 _Static_assert(sizeof(sku_slot_t) == 64, "one SKU per cache line");
@@ -77,9 +84,11 @@ typedef struct order_rec {
     uint8_t state;
     uint8_t policy;
     uint8_t line_count;
-    uint8_t hold_flags;
-    uint32_t reserved;
+    uint8_t hold_flags;   /* ORDER_CONFIRMED_EARLY */
+    uint32_t hold_ms;     /* BACKORDER: the hold that starts once complete */
 } order_rec_t;
+
+#define ORDER_CONFIRMED_EARLY ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE
 
 _Static_assert(sizeof(order_rec_t) == 64, "one order per cache line");
 
@@ -133,6 +142,11 @@ typedef struct orders {
 
     retire_ent_t *ring; /* terminal orders, oldest first */
     uint32_t ring_cap, ring_head, ring_len;
+
+    /* Per line, parallel to lines[]: its location split (NONE32 = every
+     * unit from location 0) and its wait node (NONE32 = not waiting). */
+    uint32_t *line_split;
+    uint32_t *line_wait;
 } orders_t;
 
 int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t retain_max,
@@ -170,6 +184,96 @@ void heap_push(orders_t *o, order_rec_t *r);
 order_rec_t *heap_first(orders_t *o);
 /* Removes the top entry (after heap_first returned it). */
 void heap_pop(orders_t *o);
+/* ---- locations, splits and waitlists (stock.c) ---------------------------
+ * A SKU stocked anywhere but location 0 alone gets a block: its locations
+ * sorted by (priority desc, id asc), the order allocation walks them in. */
+typedef struct loc_block {
+    uint64_t on_hand[ALLOT_LOCATIONS_MAX];
+    uint64_t allocated[ALLOT_LOCATIONS_MAX];
+    uint16_t id[ALLOT_LOCATIONS_MAX];
+    uint16_t prio[ALLOT_LOCATIONS_MAX];
+    uint32_t n;
+} loc_block_t;
+
+/* Where an order line's units sit, when not all at location 0. */
+typedef struct split {
+    uint32_t units[ALLOT_LOCATIONS_MAX];
+    uint16_t loc[ALLOT_LOCATIONS_MAX];
+    uint32_t n; /* next free split while free */
+} split_t;
+
+/* A waiting order line in its SKU's FIFO queue. */
+typedef struct wait_node {
+    uint32_t rec;
+    uint32_t next; /* next free node while free */
+    uint32_t prev;
+    uint8_t line;
+    uint8_t pad[3];
+} wait_node_t;
+
+typedef struct stock {
+    loc_block_t *blocks;
+    uint32_t blocks_max, blocks_used;
+    split_t *splits;
+    uint32_t splits_max, splits_top, splits_used, splits_free;
+    wait_node_t *nodes;
+    uint32_t nodes_max, nodes_top, nodes_used, nodes_free;
+} stock_t;
+
+int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t nodes_max,
+               bool prefault);
+void stock_deinit(stock_t *st);
+
+struct engine;
+/* A SKU's locations in allocation order (an unblocked SKU has location 0
+ * alone). Returns how many. */
+uint32_t stock_locations(const struct engine *e, const sku_slot_t *s,
+                         eng_loc_view_t out[ALLOT_LOCATIONS_MAX]);
+/* Available units at one location (0 when the SKU has no such location). */
+uint64_t stock_loc_available(const struct engine *e, const sku_slot_t *s, uint16_t id);
+/* The most units one location can give. */
+uint64_t stock_single_max(const struct engine *e, const sku_slot_t *s);
+/* Whether location id exists or can be added (8 per SKU, blocks left). */
+bool stock_loc_room(const struct engine *e, const sku_slot_t *s, uint16_t id);
+/* Location counters; each creates the location (priority 0) when new, after
+ * stock_loc_room said it may, and keeps the SKU's totals. */
+void stock_loc_add(struct engine *e, sku_slot_t *s, uint16_t id, uint64_t units);
+void stock_loc_sub(struct engine *e, sku_slot_t *s, uint16_t id, uint64_t units);
+void stock_loc_set(struct engine *e, sku_slot_t *s, uint16_t id, uint64_t on_hand,
+                   uint16_t priority);
+/* Where want units of a line should come from (see docs/design.md): one
+ * location that fills it whole, else priority order. Changes nothing. */
+uint32_t stock_plan(const struct engine *e, const sku_slot_t *s, uint8_t line, uint64_t want,
+                    bool single, eng_alloc_t *out);
+/* Whether the allocations a[0..n) of one SKU fit its locations now. */
+bool stock_fits(const struct engine *e, const sku_slot_t *s, const eng_alloc_t *a, uint32_t n);
+/* Takes them (allocated += units per location and in total) and records
+ * them in the split of global line gl. */
+void stock_take(struct engine *e, sku_slot_t *s, uint32_t gl, uint32_t before,
+                const eng_alloc_t *a, uint32_t n);
+/* Gives back everything global line gl holds; shipped units also leave
+ * on_hand. */
+void stock_give(struct engine *e, sku_slot_t *s, uint32_t gl, uint32_t allocated, bool shipped);
+/* The allocations of global line gl (index line of its order). */
+uint32_t stock_line_allocs(const struct engine *e, uint32_t gl, uint8_t line,
+                           uint32_t allocated, eng_alloc_t *out);
+/* Whether a line needing a split could get one. */
+bool stock_split_room(const struct engine *e, uint32_t n);
+void stock_split_free(struct engine *e, uint32_t gl);
+
+/* Snapshot loading: false when the entry does not fit or repeats. */
+bool stock_split_put(struct engine *e, uint32_t gl, uint16_t loc, uint32_t units);
+bool stock_block_load(struct engine *e, sku_slot_t *s, const eng_loc_view_t *locs, uint32_t n);
+
+/* Waitlists. */
+bool stock_wait_room(const struct engine *e, const sku_slot_t *s);
+void stock_wait_push(struct engine *e, sku_slot_t *s, uint32_t rec, uint8_t line,
+                     uint64_t units);
+/* Takes global line gl out of its SKU's queue; units it still waited for. */
+void stock_wait_remove(struct engine *e, sku_slot_t *s, uint32_t gl, uint64_t units);
+/* 1-based place of global line gl in its queue. */
+uint32_t stock_wait_place(const struct engine *e, const sku_slot_t *s, uint32_t gl);
+
 /* ---- per-customer limit counts ------------------------------------------ */
 
 typedef struct limit_slot {
@@ -211,7 +315,10 @@ struct engine {
     inv_t inv;
     orders_t orders;
     limits_t limits;
+    stock_t stock;
     eng_sink_t sink;
+    eng_event_sink_t events;
+    bool replaying; /* journaled effects only: no fills of their own */
     uint64_t seq;
     uint64_t now_ms;
     uint64_t holds_expired;
@@ -221,11 +328,29 @@ struct engine {
  * digest and snapshots (digest.c): a snapshot loads back to the digest the
  * engine had because both read the same bytes. */
 #define CANON_SKU 48u
-#define CANON_ORDER 56u
+#define CANON_LOC 24u
+#define CANON_ORDER 64u
 #define CANON_LINE 16u
-void canon_sku(uint8_t out[CANON_SKU], const sku_slot_t *s);
-void canon_order_head(uint8_t out[CANON_ORDER], const order_rec_t *r);
+#define CANON_SPLIT 8u
+#define CANON_WAIT 24u
+void canon_sku(uint8_t out[CANON_SKU], const struct engine *e, const sku_slot_t *s);
+/* Location i of s's block. */
+void canon_loc(uint8_t out[CANON_LOC], const struct engine *e, const sku_slot_t *s, uint32_t i);
+/* splits: entries of the order's lines that have a split (canon_splits). */
+void canon_order_head(uint8_t out[CANON_ORDER], const order_rec_t *r, uint32_t splits);
 void canon_line(uint8_t out[CANON_LINE], const eng_line_t *l);
+/* The split entries of r's lines that have one, into out (room for
+ * ENG_ALLOCS_MAX): line, location, units. Returns how many. */
+uint32_t canon_splits(const struct engine *e, const order_rec_t *r, eng_alloc_t *out);
+void canon_split(uint8_t out[CANON_SPLIT], const eng_alloc_t *a);
+/* A waiting line: sku, order, line. */
+void canon_wait(uint8_t out[CANON_WAIT], uint64_t sku, uint64_t order, uint8_t line);
+static inline uint32_t sku_loc_count(const struct engine *e, const sku_slot_t *s);
+
+static inline uint32_t sku_loc_count(const struct engine *e, const sku_slot_t *s)
+{
+    return s->locs ? e->stock.blocks[s->locs - 1].n : 0;
+}
 
 static inline bool state_is_live(uint8_t s)
 {

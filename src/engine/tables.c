@@ -35,7 +35,7 @@
  * populated up front: the engine touches them at random, so 4 KiB pages
  * would cost a TLB miss per operation and a page fault on first touch.
  * (Sanitizer builds use the heap so that overflows are caught.) */
-static void *alloc_zeroed(size_t n, size_t size, bool prefault)
+void *table_alloc(size_t n, size_t size, bool prefault)
 {
     size_t bytes = (n ? n : 1) * size;
 #ifdef TABLES_ON_HEAP
@@ -67,7 +67,7 @@ static void *alloc_zeroed(size_t n, size_t size, bool prefault)
 #endif
 }
 
-static void free_table(void *ptr)
+void table_free(void *ptr)
 {
     if (!ptr)
         return;
@@ -110,8 +110,8 @@ int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards, bool prefault)
     t->shard_cap = (uint32_t)(per * 10 / 7 + 16);
     t->shard_fill_max = t->shard_cap - t->shard_cap / 16;
     t->count_max = skus_max;
-    t->slots = alloc_zeroed((size_t)shards * t->shard_cap, sizeof(sku_slot_t), prefault);
-    t->shard_count = alloc_zeroed(shards, sizeof(uint32_t), prefault);
+    t->slots = table_alloc((size_t)shards * t->shard_cap, sizeof(sku_slot_t), prefault);
+    t->shard_count = table_alloc(shards, sizeof(uint32_t), prefault);
     if (!t->slots || !t->shard_count) {
         inv_deinit(t);
         return -ENOMEM;
@@ -121,8 +121,8 @@ int inv_init(inv_t *t, uint32_t skus_max, uint32_t shards, bool prefault)
 
 void inv_deinit(inv_t *t)
 {
-    free_table(t->slots);
-    free_table(t->shard_count);
+    table_free(t->slots);
+    table_free(t->shard_count);
     memset(t, 0, sizeof *t);
 }
 
@@ -162,6 +162,7 @@ sku_slot_t *inv_upsert(inv_t *t, uint64_t sku, uint64_t h, bool *created)
         t->shard_count[shard] >= t->shard_fill_max)
         return NULL;
     s->sku = sku;
+    s->bo_head = s->bo_tail = NONE32;
     t->shard_count[shard]++;
     t->count++;
     *created = true;
@@ -190,31 +191,38 @@ int orders_init(orders_t *o, uint32_t orders_max, uint32_t lines_max, uint32_t r
     uint64_t index_size = pow2_at_least((uint64_t)orders_max * 2);
     o->index_mask = index_size - 1;
     o->ring_cap = retain_max;
-    o->recs = alloc_zeroed(orders_max, sizeof(order_rec_t), prefault);
-    o->index = alloc_zeroed(index_size, sizeof(order_slot_t), prefault);
-    o->lines = alloc_zeroed(o->lines_max, sizeof(eng_line_t), prefault);
-    o->free_order = alloc_zeroed(o->lines_max, 1, prefault);
+    o->recs = table_alloc(orders_max, sizeof(order_rec_t), prefault);
+    o->index = table_alloc(index_size, sizeof(order_slot_t), prefault);
+    o->lines = table_alloc(o->lines_max, sizeof(eng_line_t), prefault);
+    o->free_order = table_alloc(o->lines_max, 1, prefault);
     /* Room for every order to be HELD, plus slack so that stale entries
      * are compacted away in bulk rather than one push at a time. */
     o->heap_cap = orders_max + orders_max / 4 + 64;
-    o->heap = alloc_zeroed(o->heap_cap, sizeof(heap_ent_t), prefault);
-    o->ring = alloc_zeroed(retain_max, sizeof(retire_ent_t), prefault);
-    if (!o->recs || !o->index || !o->lines || !o->free_order || !o->heap || !o->ring) {
+    o->heap = table_alloc(o->heap_cap, sizeof(heap_ent_t), prefault);
+    o->ring = table_alloc(retain_max, sizeof(retire_ent_t), prefault);
+    o->line_split = table_alloc(o->lines_max, sizeof(uint32_t), prefault);
+    o->line_wait = table_alloc(o->lines_max, sizeof(uint32_t), prefault);
+    if (!o->recs || !o->index || !o->lines || !o->free_order || !o->heap || !o->ring ||
+        !o->line_split || !o->line_wait) {
         orders_deinit(o);
         return -ENOMEM;
     }
     memset(o->free_order, NOT_FREE, o->lines_max);
+    memset(o->line_split, 0xff, (size_t)o->lines_max * sizeof(uint32_t));
+    memset(o->line_wait, 0xff, (size_t)o->lines_max * sizeof(uint32_t));
     return 0;
 }
 
 void orders_deinit(orders_t *o)
 {
-    free_table(o->recs);
-    free_table(o->index);
-    free_table(o->lines);
-    free_table(o->free_order);
-    free_table(o->heap);
-    free_table(o->ring);
+    table_free(o->recs);
+    table_free(o->index);
+    table_free(o->lines);
+    table_free(o->free_order);
+    table_free(o->heap);
+    table_free(o->ring);
+    table_free(o->line_split);
+    table_free(o->line_wait);
     memset(o, 0, sizeof *o);
 }
 
@@ -411,8 +419,9 @@ static bool heap_valid(const orders_t *o, const heap_ent_t *ent)
     const order_rec_t *r = &o->recs[ent->rec];
     /* The generation makes the newest push the only live entry of an
      * order, even if an EXTEND brings an older deadline back. */
-    return r->id == ent->id && r->state == ALLOT_STATE_HELD &&
-           r->deadline_ms == ent->deadline_ms && r->heap_gen == ent->gen;
+    return r->id == ent->id &&
+           (r->state == ALLOT_STATE_HELD || r->state == ALLOT_STATE_BACKORDERED) &&
+           r->deadline_ms != 0 && r->deadline_ms == ent->deadline_ms && r->heap_gen == ent->gen;
 }
 
 /* Keeps the live entries and rebuilds: exactly one per HELD order is live,
@@ -430,7 +439,8 @@ static void heap_compact(orders_t *o)
 
 void heap_push(orders_t *o, order_rec_t *r)
 {
-    VERIFY(r->state == ALLOT_STATE_HELD);
+    VERIFY((r->state == ALLOT_STATE_HELD || r->state == ALLOT_STATE_BACKORDERED) &&
+           r->deadline_ms != 0);
     if (o->heap_len == o->heap_cap)
         heap_compact(o);
     VERIFY(o->heap_len < o->heap_cap);
@@ -471,13 +481,13 @@ int limits_init(limits_t *l, uint32_t limits_max, bool prefault)
     uint64_t size = pow2_at_least((uint64_t)limits_max * 2);
     l->mask = size - 1;
     l->count_max = limits_max;
-    l->slots = alloc_zeroed(size, sizeof(limit_slot_t), prefault);
+    l->slots = table_alloc(size, sizeof(limit_slot_t), prefault);
     return l->slots ? 0 : -ENOMEM;
 }
 
 void limits_deinit(limits_t *l)
 {
-    free_table(l->slots);
+    table_free(l->slots);
     memset(l, 0, sizeof *l);
 }
 

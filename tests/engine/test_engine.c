@@ -17,6 +17,7 @@
 
 #define AON ALLOT_POLICY_ALL_OR_NOTHING
 #define PARTIAL ALLOT_POLICY_PARTIAL
+#define BACKORDER ALLOT_POLICY_BACKORDER
 #define T0 UINT64_C(1000000) /* a start time well past zero */
 
 enum { SKU_A = 101, SKU_B = 102, SKU_C = 103, SKU_NONE = 999 };
@@ -170,6 +171,7 @@ static void expect_consistent(const engine_t *e)
 typedef struct rec_copy {
     eng_record_t rec;
     eng_line_t lines[ALLOT_LINES_MAX];
+    eng_alloc_t allocs[ENG_ALLOCS_MAX];
 } rec_copy_t;
 
 typedef struct recorder {
@@ -188,8 +190,11 @@ static void record_cb(void *ctx, const eng_record_t *rec)
     rec_copy_t *c = &rc->v[rc->n++];
     c->rec = *rec;
     c->rec.lines = NULL;
+    c->rec.allocs = NULL;
     if (rec->lines)
         memcpy(c->lines, rec->lines, rec->line_count * sizeof *c->lines);
+    if (rec->allocs)
+        memcpy(c->allocs, rec->allocs, rec->alloc_count * sizeof *c->allocs);
 }
 
 static void attach(engine_t *e, recorder_t *rc)
@@ -204,6 +209,8 @@ static eng_record_t rec_at(recorder_t *rc, size_t i)
     eng_record_t r = rc->v[i].rec;
     if (r.type == REC_PLACE)
         r.lines = rc->v[i].lines;
+    if (r.alloc_count)
+        r.allocs = rc->v[i].allocs;
     return r;
 }
 
@@ -309,9 +316,6 @@ Test(sku, set_rejects_bad_arguments)
     expect_result(&r, ALLOT_INVALID_ARGUMENT);
     r = sku_set(e, SKU_A, UINT64_MAX, 0, T0);
     expect_result(&r, ALLOT_INVALID_ARGUMENT);
-    r = apply1(e, (eng_op_t){.opcode = ALLOT_OP_SKU_SET, .id = SKU_A, .amount = 1, .location = 1},
-               T0);
-    expect_result(&r, ALLOT_INVALID_ARGUMENT);
     r = apply1(e,
                (eng_op_t){.opcode = ALLOT_OP_SKU_SET, .id = SKU_A, .amount = 1, .bad_reserved = 1},
                T0);
@@ -391,9 +395,6 @@ Test(restock, adds_and_checks)
     expect_result(&r, ALLOT_INVALID_ARGUMENT);
     r = sku_op(e, ALLOT_OP_RESTOCK, SKU_A, UNITS_MAX + 1, T0);
     expect_result(&r, ALLOT_INVALID_ARGUMENT);
-    r = apply1(e, (eng_op_t){.opcode = ALLOT_OP_RESTOCK, .id = SKU_A, .amount = 1, .location = 2},
-               T0);
-    expect_result(&r, ALLOT_INVALID_ARGUMENT);
     r = apply1(e,
                (eng_op_t){.opcode = ALLOT_OP_RESTOCK, .id = SKU_A, .amount = 1, .bad_reserved = 1},
                T0);
@@ -468,7 +469,8 @@ Test(adjust, rejects_bad_arguments)
     expect_result(&r, ALLOT_OK);
     cr_assert_eq(r.out_on_hand, 0);
     r = apply1(e,
-               (eng_op_t){.opcode = ALLOT_OP_ADJUST, .id = SKU_A, .amount = 1, .location = 1}, T0);
+               (eng_op_t){.opcode = ALLOT_OP_ADJUST, .id = SKU_A, .amount = 1, .bad_reserved = 1},
+               T0);
     expect_result(&r, ALLOT_INVALID_ARGUMENT);
     cr_assert_eq(engine_seq(e), seq + 2);
     engine_deinit(e);
@@ -487,9 +489,13 @@ static void spoil_65_lines(eng_op_t *op) { op->line_count = ALLOT_LINES_MAX + 1;
 static void spoil_qty(eng_op_t *op) { op->lines[1].qty = 0; }
 static void spoil_sku(eng_op_t *op) { op->lines[2].sku = 0; }
 static void spoil_twice(eng_op_t *op) { op->lines[2].sku = op->lines[0].sku; }
-static void spoil_backorder(eng_op_t *op) { op->policy = ALLOT_POLICY_BACKORDER; }
+static void spoil_backorder_single(eng_op_t *op)
+{
+    op->policy = ALLOT_POLICY_BACKORDER;
+    op->place_flags = ALLOT_PLACE_FLAG_SINGLE_LOCATION;
+}
 static void spoil_policy(eng_op_t *op) { op->policy = ALLOT_POLICY_COUNT; }
-static void spoil_flags(eng_op_t *op) { op->place_flags = 1; }
+static void spoil_flags(eng_op_t *op) { op->place_flags = 0x8000; }
 static void spoil_wait(eng_op_t *op) { op->max_wait_ms = 10; }
 static void spoil_hold(eng_op_t *op) { op->ms = (uint32_t)HOLD_MAX_MS_DEFAULT + 1; }
 static void spoil_reserved(eng_op_t *op) { op->bad_reserved = 1; }
@@ -503,10 +509,10 @@ Test(place, invalid_arguments_store_nothing)
         {"qty 0", spoil_qty},
         {"sku 0", spoil_sku},
         {"the same SKU twice", spoil_twice},
-        {"BACKORDER (not supported yet)", spoil_backorder},
+        {"BACKORDER with single-location lines", spoil_backorder_single},
         {"an unknown policy", spoil_policy},
-        {"place_flags", spoil_flags},
-        {"max_wait_ms", spoil_wait},
+        {"an unknown place flag", spoil_flags},
+        {"max_wait_ms without BACKORDER", spoil_wait},
         {"hold over the maximum", spoil_hold},
         {"a reserved field", spoil_reserved},
     };
@@ -1651,6 +1657,14 @@ static void every_record_script(engine_t *e)
     cr_assert_eq(engine_expire(e, T0 + 200, 10), 1); /* order 4 */
     cr_assert_eq(engine_expire(e, T0 + RETAIN_MS_DEFAULT + 200, 10), 1); /* order 3 */
     ok(place1(e, 5, CUST_3, SKU_B, 1, 0, T0 + RETAIN_MS_DEFAULT + 300));
+    /* A backorder waits for SKU_C and a restock fills it. */
+    uint64_t now = T0 + RETAIN_MS_DEFAULT + 400;
+    ok(sku_set(e, SKU_C, 0, 0, now));
+    eng_line_t w[1] = {{.sku = SKU_C, .qty = 2}};
+    eng_op_t r = ok(place(e, 8, CUST_2, 0, BACKORDER, w, 1, now));
+    cr_assert_eq(r.state, ALLOT_STATE_BACKORDERED);
+    ok(sku_op(e, ALLOT_OP_RESTOCK, SKU_C, 3, now));
+    cr_assert_eq(order_state(e, 8), ALLOT_STATE_CONFIRMED);
 }
 
 static void rejections_and_reads(engine_t *e)
