@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 #define ALLOT_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -340,14 +341,30 @@ const char *allot_malformed_name(unsigned reason);
 
 /* ---- little-endian helpers --------------------------------------------- */
 
+/* On a little-endian host the wire order is the memory order: one move
+ * instead of a store per byte (the compilers do not always merge those). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ALLOT_LE_HOST 1
+#else
+#define ALLOT_LE_HOST 0
+#endif
+
 static inline void allot_put_u8(uint8_t *p, uint8_t v) { p[0] = v; }
 static inline void allot_put_u16(uint8_t *p, uint16_t v)
 {
+    if (ALLOT_LE_HOST) {
+        memcpy(p, &v, sizeof v);
+        return;
+    }
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
 static inline void allot_put_u32(uint8_t *p, uint32_t v)
 {
+    if (ALLOT_LE_HOST) {
+        memcpy(p, &v, sizeof v);
+        return;
+    }
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
     p[2] = (uint8_t)(v >> 16);
@@ -355,21 +372,40 @@ static inline void allot_put_u32(uint8_t *p, uint32_t v)
 }
 static inline void allot_put_u64(uint8_t *p, uint64_t v)
 {
+    if (ALLOT_LE_HOST) {
+        memcpy(p, &v, sizeof v);
+        return;
+    }
     allot_put_u32(p, (uint32_t)v);
     allot_put_u32(p + 4, (uint32_t)(v >> 32));
 }
 static inline uint8_t allot_get_u8(const uint8_t *p) { return p[0]; }
 static inline uint16_t allot_get_u16(const uint8_t *p)
 {
+    if (ALLOT_LE_HOST) {
+        uint16_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
     return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
 }
 static inline uint32_t allot_get_u32(const uint8_t *p)
 {
+    if (ALLOT_LE_HOST) {
+        uint32_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
 }
 static inline uint64_t allot_get_u64(const uint8_t *p)
 {
+    if (ALLOT_LE_HOST) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
     return (uint64_t)allot_get_u32(p) | (uint64_t)allot_get_u32(p + 4) << 32;
 }
 

@@ -647,6 +647,13 @@ static uint32_t place_plan(const engine_t *e, const eng_op_t *op, sku_slot_t *co
     bool single = op->place_flags & ALLOT_PLACE_FLAG_SINGLE_LOCATION;
     uint32_t n = 0;
     *nonzero = false;
+    /* The common order touches only SKUs stocked at location 0 alone:
+     * nothing to plan, nothing to record. */
+    bool blocked = false;
+    for (uint32_t i = 0; i < op->line_count; i++)
+        blocked |= op->lines[i].allocated && slots[i]->locs;
+    if (!blocked)
+        return 0;
     for (uint32_t i = 0; i < op->line_count; i++) {
         if (op->lines[i].allocated == 0)
             continue;
@@ -682,7 +689,7 @@ static bool place_has_room(const engine_t *e, sku_slot_t *const *slots, const en
     if (!orders_has_room(&e->orders, n))
         return false;
     bool backorder = p->policy == ALLOT_POLICY_BACKORDER;
-    uint32_t new_entries = 0, splits = 0, waits = 0, cursor = 0;
+    uint32_t new_entries = 0, splits = 0, waits = 0;
     for (uint32_t i = 0; i < n; i++) {
         const eng_line_t *l = &p->lines[i];
         if (!slots[i])
@@ -691,23 +698,23 @@ static bool place_has_room(const engine_t *e, sku_slot_t *const *slots, const en
         if (slots[i]->limit != 0 && units != 0 &&
             limits_get(&e->limits, p->customer, l->sku) == 0)
             new_entries++;
-        eng_alloc_t zero;
-        uint32_t start = cursor;
-        uint32_t k = line_allocs(p, i, &cursor, &zero);
-        const eng_alloc_t *a = p->alloc_count ? &p->allocs[start] : &zero;
-        for (uint32_t j = 0; j < k; j++)
-            if (a[j].location != 0) {
-                splits++;
-                break;
-            }
         if (l->allocated < l->qty && backorder) {
             if (!stock_wait_room(e, slots[i]))
                 return false;
             waits++;
         }
     }
+    /* A line needs a split when any of its units sit away from location 0. */
+    for (uint32_t k = 0; k < p->alloc_count;) {
+        uint8_t line = p->allocs[k].line;
+        bool away = false;
+        for (; k < p->alloc_count && p->allocs[k].line == line; k++)
+            away |= p->allocs[k].location != 0;
+        splits += away;
+    }
     return e->limits.count + new_entries <= e->limits.count_max &&
-           stock_split_room(e, splits) && e->stock.nodes_max - e->stock.nodes_used >= waits;
+           (splits == 0 || stock_split_room(e, splits)) &&
+           e->stock.nodes_max - e->stock.nodes_used >= waits;
 }
 
 /* Stores an order whose allocation has been decided (live) or checked
@@ -729,12 +736,20 @@ static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *
     for (uint32_t i = 0; i < p->line_count; i++) {
         lines[i] = p->lines[i];
         sku_slot_t *s = slots[i];
-        eng_alloc_t zero;
-        uint32_t start = cursor;
-        uint32_t k = line_allocs(p, i, &cursor, &zero);
-        if (k > 0) {
-            VERIFY(s);
-            stock_take(e, s, r->line_ref + i, 0, p->alloc_count ? &p->allocs[start] : &zero, k);
+        if (p->alloc_count == 0 && s && !s->locs) {
+            /* Location 0 alone: the slot's totals are the location. */
+            uint32_t a = lines[i].allocated;
+            VERIFY(sku_available(s) >= a);
+            s->allocated += a;
+        } else {
+            eng_alloc_t zero;
+            uint32_t start = cursor;
+            uint32_t k = line_allocs(p, i, &cursor, &zero);
+            if (k > 0) {
+                VERIFY(s);
+                stock_take(e, s, r->line_ref + i, 0,
+                           p->alloc_count ? &p->allocs[start] : &zero, k);
+            }
         }
         uint32_t units = backorder ? lines[i].qty : lines[i].allocated;
         if (s && s->limit != 0 && units != 0) {
@@ -809,13 +824,26 @@ static void op_place(engine_t *e, eng_op_t *op, uint64_t h_order, uint64_t h_sku
         deadline = op->max_wait_ms ? e->now_ms + op->max_wait_ms : 0;
     else if (op->ms)
         deadline = e->now_ms + op->ms;
-    eng_record_t rec = {
-        .type = REC_PLACE, .id = op->id, .customer = op->customer, .policy = op->policy,
-        .line_count = op->line_count, .content_hash = content, .lines = op->lines,
-        .deadline_ms = deadline, .place_flags = op->place_flags,
-        .hold_ms = backorder ? op->ms : 0,
-        .alloc_count = (uint16_t)(nonzero ? nalloc : 0), .allocs = nonzero ? allocs : NULL,
-    };
+    /* Field by field: an initializer would clear the whole record first,
+     * on the path every order (and every rejection) takes. */
+    eng_record_t rec;
+    rec.type = REC_PLACE;
+    rec.id = op->id;
+    rec.customer = op->customer;
+    rec.policy = op->policy;
+    rec.line_count = op->line_count;
+    rec.content_hash = content;
+    rec.lines = op->lines;
+    rec.deadline_ms = deadline;
+    rec.place_flags = op->place_flags;
+    rec.hold_ms = backorder ? op->ms : 0;
+    rec.alloc_count = (uint16_t)(nonzero ? nalloc : 0);
+    rec.allocs = nonzero ? allocs : NULL;
+    rec.limit = rec.reorder_point = rec.count = 0;
+    rec.amount = 0;
+    rec.location = rec.priority = 0;
+    rec.line = rec.state = 0;
+    rec.pad[0] = rec.pad[1] = 0;
     if (result == ALLOT_OK && !place_has_room(e, slots, &rec))
         result = ALLOT_CAPACITY;
     if (result != ALLOT_OK) {
@@ -825,12 +853,14 @@ static void op_place(engine_t *e, eng_op_t *op, uint64_t h_order, uint64_t h_sku
         op->result = result;
         return;
     }
+    /* Events are derived only for someone who listens. */
+    bool watch = e->events.event != NULL;
     uint64_t before[ALLOT_LINES_MAX];
-    for (uint32_t i = 0; i < op->line_count; i++)
+    for (uint32_t i = 0; watch && i < op->line_count; i++)
         before[i] = slots[i] ? sku_available(slots[i]) : 0;
     order_rec_t *r = place_commit(e, pos, &rec, slots);
     emit(e, &rec);
-    for (uint32_t i = 0; i < op->line_count; i++)
+    for (uint32_t i = 0; watch && i < op->line_count; i++)
         if (op->lines[i].allocated)
             avail_watch(e, slots[i], before[i]);
     op->result = ALLOT_OK;
