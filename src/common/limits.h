@@ -40,6 +40,10 @@
  * SKU's queue (a longer queue answers CAPACITY). */
 #define WAITING_MAX_DEFAULT (1u << 18)
 #define BACKORDER_QUEUE_MAX (1u << 16)
+/* Waiting lines one drain step fills (the engine runs one before and one
+ * after every batch, and one per expiry tick): bounds what a batch may
+ * journal. */
+#define DRAIN_PER_STEP_MAX 256u
 
 /* Events kept in memory for subscribers that reconnect (older ones are
  * TOO_OLD), and a subscriber's unsent events before it is cut off. */

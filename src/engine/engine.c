@@ -163,7 +163,7 @@ static void avail_watch(engine_t *e, const sku_slot_t *s, uint64_t before)
         event(e, ALLOT_EVENT_SOLD_OUT, s->sku, 0, 0, 0, 0);
 }
 
-static void drain(engine_t *e, sku_slot_t *s);
+static uint32_t drain_pending(engine_t *e, uint32_t budget);
 
 /* ---- SKU operations -------------------------------------------------------- */
 
@@ -228,7 +228,7 @@ static void op_sku_set(engine_t *e, eng_op_t *op, uint64_t h)
     emit(e, &rec);
     avail_watch(e, s, before);
     if (sku_available(s) > before)
-        drain(e, s);
+        drain_mark(e, s);
     op->result = ALLOT_OK;
     sku_out(op, s);
 }
@@ -259,7 +259,7 @@ static void op_restock(engine_t *e, eng_op_t *op, uint64_t h)
                         .location = op->location};
     emit(e, &rec);
     event(e, ALLOT_EVENT_RESTOCKED, s->sku, 0, op->amount, 0, op->location);
-    drain(e, s);
+    drain_mark(e, s);
     op->result = ALLOT_OK;
     sku_out(op, s);
 }
@@ -304,7 +304,7 @@ static void op_adjust(engine_t *e, eng_op_t *op, uint64_t h)
     if (delta < 0)
         avail_watch(e, s, before);
     else
-        drain(e, s);
+        drain_mark(e, s);
     op->result = ALLOT_OK;
     sku_out(op, s);
 }
@@ -370,7 +370,7 @@ static void drain_order(engine_t *e, const order_rec_t *r)
             continue;
         sku_slot_t *s = inv_find(&e->inv, lines[i].sku, hash_u64(lines[i].sku));
         VERIFY(s);
-        drain(e, s);
+        drain_mark(e, s);
     }
 }
 
@@ -501,31 +501,80 @@ static void fill_commit(engine_t *e, order_rec_t *r, uint8_t line, sku_slot_t *s
 }
 
 /* Stock that came back goes to the SKU's waiting orders first, oldest
- * first, one FILL record per piece. Replay does not fill: the journal
- * carries the FILL records that followed. */
-static void drain(engine_t *e, sku_slot_t *s)
+ * first, one FILL record per piece. Not inline: one RESTOCK could fill
+ * thousands of lines, and the journal admits a batch on a bound of the
+ * bytes it may write. So the SKU is marked pending, and drain steps (before
+ * and after every batch, and on every expiry tick) fill a bounded number
+ * of lines each. Until then its returned stock is no one else's: placement
+ * sees nothing free on a SKU whose queue is not empty. Replay only marks:
+ * the journal carries the FILL records that followed. */
+void drain_mark(engine_t *e, sku_slot_t *s)
 {
-    if (e->replaying)
+    stock_t *st = &e->stock;
+    if (s->bo_head == NONE32 || sku_available(s) == 0 || (s->pad16 & SKU_PENDING))
         return;
-    while (s->bo_head != NONE32 && sku_available(s) > 0) {
-        const wait_node_t *nd = &e->stock.nodes[s->bo_head];
-        order_rec_t *r = &e->orders.recs[nd->rec];
-        uint8_t line = nd->line;
-        const eng_line_t *l = &e->orders.lines[r->line_ref + line];
-        uint64_t avail = sku_available(s);
-        uint32_t units = (uint32_t)(avail < l->qty - l->allocated ? avail : l->qty - l->allocated);
-        eng_alloc_t a[ALLOT_LOCATIONS_MAX];
-        uint32_t n = stock_plan(e, s, line, units, false, a);
-        fill_commit(e, r, line, s, a, n, units);
-        bool all0 = true;
-        for (uint32_t k = 0; k < n; k++)
-            all0 &= a[k].location == 0;
-        eng_record_t rec = {.type = REC_FILL, .id = r->id, .line = line, .amount = units,
-                            .state = r->state, .deadline_ms = r->deadline_ms,
-                            .alloc_count = (uint16_t)(all0 ? 0 : n), .allocs = all0 ? NULL : a};
-        emit(e, &rec);
-        event(e, ALLOT_EVENT_BACKORDER_FILLED, s->sku, r->id, units, r->state, 0);
+    if (st->pend_len == st->pend_cap) {
+        /* Drop entries that no longer need a drain: what stays is at most
+         * one per SKU with a queue, fewer than the wait nodes. */
+        uint32_t kept = 0;
+        for (uint32_t k = 0; k < st->pend_len; k++) {
+            uint32_t idx = st->pend[(st->pend_head + k) % st->pend_cap];
+            sku_slot_t *p = &e->inv.slots[idx];
+            if (p->bo_head != NONE32 && sku_available(p) > 0)
+                st->pend_tmp[kept++] = idx;
+            else
+                p->pad16 &= (uint16_t)~SKU_PENDING;
+        }
+        memcpy(st->pend, st->pend_tmp, kept * sizeof st->pend[0]);
+        st->pend_head = 0;
+        st->pend_len = kept;
     }
+    VERIFY(st->pend_len < st->pend_cap);
+    st->pend[(st->pend_head + st->pend_len++) % st->pend_cap] = (uint32_t)(s - e->inv.slots);
+    s->pad16 |= SKU_PENDING;
+}
+
+/* Gives the head of s's queue what s has available, up to what it waits for. */
+static void fill_head(engine_t *e, sku_slot_t *s)
+{
+    const wait_node_t *nd = &e->stock.nodes[s->bo_head];
+    order_rec_t *r = &e->orders.recs[nd->rec];
+    uint8_t line = nd->line;
+    const eng_line_t *l = &e->orders.lines[r->line_ref + line];
+    uint64_t avail = sku_available(s);
+    uint32_t units = (uint32_t)(avail < l->qty - l->allocated ? avail : l->qty - l->allocated);
+    eng_alloc_t a[ALLOT_LOCATIONS_MAX];
+    uint32_t n = stock_plan(e, s, line, units, false, a);
+    fill_commit(e, r, line, s, a, n, units);
+    bool all0 = true;
+    for (uint32_t k = 0; k < n; k++)
+        all0 &= a[k].location == 0;
+    eng_record_t rec = {.type = REC_FILL, .id = r->id, .line = line, .amount = units,
+                        .state = r->state, .deadline_ms = r->deadline_ms,
+                        .alloc_count = (uint16_t)(all0 ? 0 : n), .allocs = all0 ? NULL : a};
+    emit(e, &rec);
+    event(e, ALLOT_EVENT_BACKORDER_FILLED, s->sku, r->id, units, r->state, 0);
+}
+
+/* Fills at most budget waiting lines of pending SKUs, oldest mark first.
+ * Returns how many. */
+static uint32_t drain_pending(engine_t *e, uint32_t budget)
+{
+    stock_t *st = &e->stock;
+    uint32_t n = 0;
+    while (st->pend_len > 0) {
+        sku_slot_t *s = &e->inv.slots[st->pend[st->pend_head]];
+        while (n < budget && s->bo_head != NONE32 && sku_available(s) > 0) {
+            fill_head(e, s);
+            n++;
+        }
+        if (s->bo_head != NONE32 && sku_available(s) > 0)
+            break; /* out of budget: it stays first */
+        s->pad16 &= (uint16_t)~SKU_PENDING;
+        st->pend_head = (st->pend_head + 1) % st->pend_cap;
+        st->pend_len--;
+    }
+    return n;
 }
 
 /* ---- PLACE ---------------------------------------------------------------- */
@@ -613,16 +662,19 @@ static uint8_t place_decide(engine_t *e, eng_op_t *op, sku_slot_t **slots, uint6
                 reason = ALLOT_LIMIT_EXCEEDED;
             }
         }
+        /* Nothing is free on a SKU whose queue waits: first come, first
+         * served, across plain and backorder orders. */
+        bool queued = s && s->bo_head != NONE32;
         if (backorder) {
             /* What is missing waits; only what can never come is refused. */
             if (reason != ALLOT_OK)
                 return reason;
-            uint64_t avail = sku_available(s);
+            uint64_t avail = queued ? 0 : sku_available(s);
             l->allocated = (uint32_t)(want < avail ? want : avail);
             any = true;
             continue;
         }
-        uint64_t avail = s ? (single ? stock_single_max(e, s) : sku_available(s)) : 0;
+        uint64_t avail = !s || queued ? 0 : single ? stock_single_max(e, s) : sku_available(s);
         if (s && want > avail) {
             want = avail;
             if (reason == ALLOT_OK)
@@ -1061,6 +1113,7 @@ uint32_t engine_expire(engine_t *e, uint64_t now_ms, uint32_t max)
 {
     engine_set_now(e, now_ms);
     uint32_t expired = expire_holds(e, max);
+    drain_pending(e, DRAIN_PER_STEP_MAX);
     orders_t *o = &e->orders;
     uint32_t retired = 0;
     /* Age by subtraction (terminal_ms <= now_ms): terminal_ms + retain_ms
@@ -1131,8 +1184,10 @@ static void apply_one(engine_t *e, eng_op_t *op, uint64_t h, uint64_t h_sku)
 void engine_apply(engine_t *e, eng_op_t *ops, size_t n, uint64_t now_ms)
 {
     engine_set_now(e, now_ms);
-    /* Stock held by lapsed holds goes back before new orders are decided. */
+    /* Stock held by lapsed holds goes back, and to waiting orders, before
+     * new orders are decided. */
     expire_holds(e, EXPIRE_PER_STEP_MAX);
+    drain_pending(e, DRAIN_PER_STEP_MAX);
     uint64_t hk[PREFETCH_AHEAD], hs[PREFETCH_AHEAD];
     size_t pre = n < PREFETCH_AHEAD ? n : PREFETCH_AHEAD;
     for (size_t i = 0; i < pre; i++)
@@ -1144,6 +1199,8 @@ void engine_apply(engine_t *e, eng_op_t *ops, size_t n, uint64_t now_ms)
             prefetch_op(e, &ops[i + PREFETCH_AHEAD], &hk[slot], &hs[slot]);
         apply_one(e, &ops[i], h, h_sku);
     }
+    /* Stock this batch gave back reaches the waiting orders at once. */
+    drain_pending(e, DRAIN_PER_STEP_MAX);
 }
 
 void engine_refuse(engine_t *e, eng_op_t *ops, size_t n, uint8_t result)
@@ -1228,7 +1285,11 @@ static int replay_place_line(engine_t *e, const eng_record_t *rec, uint32_t i, s
                     (unsigned long long)l->sku);
     if (!s)
         return 0;
-    if (backorder && l->allocated < l->qty && l->allocated != sku_available(s))
+    if (s->bo_head != NONE32 && l->allocated > 0)
+        REPLAY_FAIL("order %llu jumps the queue of sku %llu", (unsigned long long)rec->id,
+                    (unsigned long long)l->sku);
+    if (backorder && l->allocated < l->qty && s->bo_head == NONE32 &&
+        l->allocated != sku_available(s))
         REPLAY_FAIL("backorder %llu waits for sku %llu but leaves %llu units available",
                     (unsigned long long)rec->id, (unsigned long long)l->sku,
                     (unsigned long long)(sku_available(s) - l->allocated));
@@ -1236,8 +1297,11 @@ static int replay_place_line(engine_t *e, const eng_record_t *rec, uint32_t i, s
         REPLAY_FAIL("oversell: order %llu takes %u of sku %llu with %llu available",
                     (unsigned long long)rec->id, l->allocated, (unsigned long long)l->sku,
                     (unsigned long long)sku_available(s));
+    /* A line that takes nothing passes whatever the count (a lowered limit
+     * may leave a customer above it). */
     uint64_t units = backorder ? l->qty : l->allocated;
-    if (s->limit != 0 && limits_get(&e->limits, rec->customer, l->sku) + units > s->limit)
+    if (s->limit != 0 && units != 0 &&
+        limits_get(&e->limits, rec->customer, l->sku) + units > s->limit)
         REPLAY_FAIL("limit: customer %llu passes %u units of sku %llu",
                     (unsigned long long)rec->customer, s->limit, (unsigned long long)l->sku);
     return replay_allocs(e, rec, s, i, l->allocated, a, k, why, why_len);

@@ -37,7 +37,7 @@ typedef struct sku_slot {
     uint32_t bo_tail;
     uint32_t locs;     /* location block + 1; 0 = everything at location 0 */
     uint16_t prio0;    /* location 0's priority while it has no block */
-    uint16_t pad16;
+    uint16_t pad16;    /* SKU_PENDING; not state: derived from the rest */
     uint32_t pad32;
 } __attribute__((aligned(64))) sku_slot_t;
 
@@ -218,7 +218,12 @@ typedef struct stock {
     uint32_t splits_max, splits_top, splits_used, splits_free;
     wait_node_t *nodes;
     uint32_t nodes_max, nodes_top, nodes_used, nodes_free;
+    /* SKUs whose returned stock waits for a drain step (slot indices). */
+    uint32_t *pend, *pend_tmp;
+    uint32_t pend_cap, pend_head, pend_len;
 } stock_t;
+
+#define SKU_PENDING 0x1u /* sku_slot_t.pad16: in the pending ring */
 
 int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t nodes_max,
                bool prefault);
@@ -264,6 +269,10 @@ void stock_split_free(struct engine *e, uint32_t gl);
 /* Snapshot loading: false when the entry does not fit or repeats. */
 bool stock_split_put(struct engine *e, uint32_t gl, uint16_t loc, uint32_t units);
 bool stock_block_load(struct engine *e, sku_slot_t *s, const eng_loc_view_t *locs, uint32_t n);
+
+/* Stock came back to s: its queue gets it at the next drain step
+ * (engine.c). */
+void drain_mark(struct engine *e, sku_slot_t *s);
 
 /* Waitlists. */
 bool stock_wait_room(const struct engine *e, const sku_slot_t *s);

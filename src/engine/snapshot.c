@@ -362,6 +362,12 @@ int engine_snapshot_load(engine_t *e, const uint8_t *buf, size_t len, char *why,
     rc = check_queue_counts(e, buf + SNAP_HEAD, skus, why, why_len);
     if (rc != 0)
         return rc;
+    /* Stock that came back before the snapshot but was not yet given to
+     * the waiting orders goes to them at the next drain step. */
+    uint64_t nslots = ((uint64_t)1 << e->inv.shard_bits) * e->inv.shard_cap;
+    for (uint64_t i = 0; i < nslots; i++)
+        if (e->inv.slots[i].sku)
+            drain_mark(e, &e->inv.slots[i]);
     e->seq = allot_get_u64(buf + 16);
     e->now_ms = allot_get_u64(buf + 24);
     e->holds_expired = allot_get_u64(buf + 32);

@@ -29,7 +29,10 @@ int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t n
     st->blocks = table_alloc(blocks_max, sizeof(loc_block_t), false);
     st->splits = table_alloc(splits_max, sizeof(split_t), false);
     st->nodes = table_alloc(nodes_max, sizeof(wait_node_t), false);
-    if (!st->blocks || !st->splits || !st->nodes) {
+    st->pend_cap = nodes_max + 1;
+    st->pend = table_alloc(st->pend_cap, sizeof(uint32_t), false);
+    st->pend_tmp = table_alloc(st->pend_cap, sizeof(uint32_t), false);
+    if (!st->blocks || !st->splits || !st->nodes || !st->pend || !st->pend_tmp) {
         stock_deinit(st);
         return -ENOMEM;
     }
@@ -41,6 +44,8 @@ void stock_deinit(stock_t *st)
     table_free(st->blocks);
     table_free(st->splits);
     table_free(st->nodes);
+    table_free(st->pend);
+    table_free(st->pend_tmp);
     memset(st, 0, sizeof *st);
 }
 

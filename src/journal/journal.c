@@ -418,15 +418,18 @@ eng_sink_t journal_sink(journal_t *j)
     return (eng_sink_t){.record = sink_record, .ctx = j};
 }
 
+/* The most bytes a batch can journal: each op's own record (the largest a
+ * PLACE of its lines can take) and an expiry of the lapsed order it may
+ * touch; the expiry step's records and a RETIRE; and the two drain steps
+ * of the batch, each at most DRAIN_PER_STEP_MAX FILL records (stock that
+ * comes back never fills waiting orders inline, see the engine's drain). */
 static size_t worst_bytes(const eng_op_t *ops, size_t n, uint32_t expiries)
 {
-    const size_t small = REC_HEADER_SIZE + 16 + REC_TRAILER_SIZE;
-    size_t total = (size_t)expiries * small + small; /* + one RETIRE */
+    const size_t small = REC_SMALL_SIZE_MAX;
+    size_t total = (size_t)expiries * small + small + 2u * DRAIN_PER_STEP_MAX * small;
     for (size_t i = 0; i < n; i++) {
-        /* Any order op may first expire the lapsed hold it touches. */
         if (ops[i].opcode == ALLOT_OP_PLACE)
-            total += REC_HEADER_SIZE + REC_PLACE_HEAD +
-                     (size_t)ops[i].line_count * REC_LINE_SIZE + REC_TRAILER_SIZE + small;
+            total += rec_place_size_max(ops[i].line_count) + 2 * small; /* + RETIRE */
         else
             total += 2 * small;
     }

@@ -254,7 +254,7 @@ int jr_seg_next(jr_seg_t *s, jr_item_t *it)
     }
     size_t size = 0;
     const char *why = NULL;
-    enum rec_status st = rec_decode(p, avail, &it->rec, it->lines, &size, &why);
+    enum rec_status st = rec_decode(p, avail, &it->rec, &it->bufs, &size, &why);
     switch (st) {
     case REC_STATUS_OK:
         s->pos += size;
@@ -297,7 +297,7 @@ int jr_seg_resync(jr_seg_t *s, uint64_t from, uint64_t *found)
     seek(s, off);
     s->done = false;
     eng_record_t rec;
-    eng_line_t lines[ALLOT_LINES_MAX];
+    rec_bufs_t bufs;
     for (;;) {
         int rc = fill(s, REC_SIZE_MAX);
         if (rc != 0)
@@ -314,7 +314,7 @@ int jr_seg_resync(jr_seg_t *s, uint64_t from, uint64_t *found)
         if (rlen >= REC_SIZE_MIN && rlen <= REC_SIZE_MAX && rlen % 8 == 0 && rlen <= avail) {
             size_t size;
             const char *why;
-            if (rec_decode(p, avail, &rec, lines, &size, &why) == REC_STATUS_OK) {
+            if (rec_decode(p, avail, &rec, &bufs, &size, &why) == REC_STATUS_OK) {
                 *found = s->base + s->pos;
                 return 1;
             }

@@ -55,7 +55,7 @@ enum jr_kind {
     JR_JUNK = 3,
 };
 
-/* One step of the reader. rec.lines points into lines. */
+/* One step of the reader. rec.lines and rec.allocs point into bufs. */
 typedef struct jr_item {
     enum jr_kind kind;
     uint64_t off;     /* file offset of the record (or of the junk) */
@@ -65,7 +65,7 @@ typedef struct jr_item {
                          whose contents are invalid) */
     uint16_t raw_type; /* JR_BAD with whole: the type field */
     eng_record_t rec;
-    eng_line_t lines[ALLOT_LINES_MAX];
+    rec_bufs_t bufs;
 } jr_item_t;
 
 typedef struct jr_seg {

@@ -439,7 +439,7 @@ static bool in_ids(const uint64_t *ids, size_t n, uint64_t v)
 bool jt_record_is_order(unsigned type)
 {
     return type == REC_PLACE || type == REC_CONFIRM || type == REC_CANCEL ||
-           type == REC_FULFILL || type == REC_EXPIRE || type == REC_EXTEND;
+           type == REC_FULFILL || type == REC_EXPIRE || type == REC_EXTEND || type == REC_FILL;
 }
 
 bool jt_record_is_sku(unsigned type)
@@ -447,10 +447,24 @@ bool jt_record_is_sku(unsigned type)
     return type == REC_SKU_SET || type == REC_RESTOCK || type == REC_ADJUST;
 }
 
+bool jt_place_waits(const eng_record_t *rec)
+{
+    if (rec->type != REC_PLACE || rec->policy != ALLOT_POLICY_BACKORDER || !rec->lines)
+        return false;
+    for (uint32_t i = 0; i < rec->line_count; i++)
+        if (rec->lines[i].allocated < rec->lines[i].qty)
+            return true;
+    return false;
+}
+
 uint8_t jt_record_state(const eng_record_t *rec)
 {
     switch (rec->type) {
-    case REC_PLACE: return rec->deadline_ms ? ALLOT_STATE_HELD : ALLOT_STATE_CONFIRMED;
+    case REC_PLACE:
+        if (jt_place_waits(rec))
+            return ALLOT_STATE_BACKORDERED;
+        return rec->deadline_ms ? ALLOT_STATE_HELD : ALLOT_STATE_CONFIRMED;
+    case REC_FILL: return rec->state;
     case REC_CONFIRM: return ALLOT_STATE_CONFIRMED;
     case REC_EXTEND: return ALLOT_STATE_HELD;
     case REC_CANCEL: return ALLOT_STATE_CANCELLED;
@@ -515,4 +529,35 @@ bool jt_filter_match(const jt_filter_t *f, const eng_record_t *rec, bool followe
     if (jt_record_is_sku(rec->type))
         return f->ncustomers == 0 && in_ids(f->skus, f->nskus, rec->id);
     return false;
+}
+
+uint32_t jt_line_locations(const eng_record_t *rec, uint32_t line, uint32_t *cursor,
+                           eng_alloc_t out[ALLOT_LOCATIONS_MAX])
+{
+    uint32_t units = 0;
+    if (rec->type == REC_PLACE && rec->lines && line < rec->line_count)
+        units = rec->lines[line].allocated;
+    else if (rec->type == REC_FILL && line == rec->line)
+        units = (uint32_t)rec->amount;
+    if (rec->alloc_count == 0 || !rec->allocs) {
+        out[0] = (eng_alloc_t){.line = (uint8_t)line, .location = 0, .units = units};
+        return units ? 1 : 0;
+    }
+    uint32_t n = 0;
+    while (*cursor < rec->alloc_count && rec->allocs[*cursor].line < line)
+        (*cursor)++;
+    while (*cursor < rec->alloc_count && rec->allocs[*cursor].line == line &&
+           n < ALLOT_LOCATIONS_MAX)
+        out[n++] = rec->allocs[(*cursor)++];
+    return n;
+}
+
+void jt_place_flags_text(uint16_t flags, char out[JT_FLAGS_TEXT])
+{
+    uint16_t unknown = flags & (uint16_t)~ALLOT_PLACE_FLAGS_KNOWN;
+    bool single = flags & ALLOT_PLACE_FLAG_SINGLE_LOCATION;
+    if (unknown)
+        snprintf(out, JT_FLAGS_TEXT, "%s0x%04x", single ? "SINGLE_LOCATION|" : "", unknown);
+    else
+        snprintf(out, JT_FLAGS_TEXT, "%s", single ? "SINGLE_LOCATION" : "");
 }

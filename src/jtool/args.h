@@ -16,6 +16,7 @@
 #define JT_LIST_MAX 256u   /* values of one list option (--sku, --type ...) */
 #define JT_IDS_MAX 256u    /* ids of one filter kind */
 #define JT_TIME_TEXT 48u   /* "2026-11-26T10:00:00.123Z", NUL, and room */
+#define JT_FLAGS_TEXT 32u  /* "SINGLE_LOCATION|0xfffe", NUL, and room */
 
 /* ---- numbers, times, names --------------------------------------------------- */
 
@@ -124,12 +125,30 @@ bool jt_filter_in_range(const jt_filter_t *f, const eng_record_t *rec, bool *pas
  * that jt_filter_place_selected() chose earlier. */
 bool jt_filter_match(const jt_filter_t *f, const eng_record_t *rec, bool followed);
 
-/* Record types keyed by an order id. */
+/* Record types keyed by an order id (FILL included). */
 bool jt_record_is_order(unsigned type);
 /* Record types keyed by a SKU id. */
 bool jt_record_is_sku(unsigned type);
-/* The state an order is in after a record of this type (PLACE: HELD with
- * a deadline, else CONFIRMED); ALLOT_STATE_NONE for the others. */
+/* Is rec a BACKORDER PLACE with a line that got less than it asked for
+ * (the order waits: BACKORDERED, and its deadline is the wait's)? */
+bool jt_place_waits(const eng_record_t *rec);
+/* The state an order is in after a record of this type (PLACE:
+ * BACKORDERED when it waits, else HELD with a deadline, else CONFIRMED;
+ * FILL: the state it carries; CONFIRM of a BACKORDERED order is written
+ * CONFIRMED here, as the record alone cannot tell); ALLOT_STATE_NONE for
+ * the others. */
 uint8_t jt_record_state(const eng_record_t *rec);
+
+/* Where the units of one line of a PLACE (or the line of a FILL) sit:
+ * copies its allocations to out and returns how many. A record without
+ * allocations has all its units at location 0, and gets one entry for
+ * them (none when the line has no units). Call with line = 0, 1, ... in
+ * order and *cursor = 0 at first: the allocations are in line order. */
+uint32_t jt_line_locations(const eng_record_t *rec, uint32_t line, uint32_t *cursor,
+                           eng_alloc_t out[ALLOT_LOCATIONS_MAX]);
+
+/* PLACE flags as text: "SINGLE_LOCATION", then unknown bits as hex
+ * ("SINGLE_LOCATION|0x0006"), "" for none. */
+void jt_place_flags_text(uint16_t flags, char out[JT_FLAGS_TEXT]);
 
 #endif

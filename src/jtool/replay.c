@@ -43,9 +43,16 @@ static const char replay_help[] =
     "                  an ISO 8601 time (2026-11-26T10:00:00Z; records at that time\n"
     "                  are included) or @MS (epoch milliseconds)\n"
     "  --json          one JSON object (state_digest, seq, time_ms, records, ...)\n"
-    "  --sku SKU       show these SKUs: on_hand, allocated, available, limit\n"
+    "  --sku SKU       show these SKUs: on_hand, allocated, available, limit,\n"
+    "                  reorder point, the lines waiting for it and their units,\n"
+    "                  and its locations (location:on_hand/allocated@priority,\n"
+    "                  shown in text when there is more than location 0)\n"
     "                  (SKU: a number, \"#text\" or text, hashed as the CLI does)\n"
-    "  --order ID      show these orders: state, customer, policy, lines\n"
+    "  --order ID      show these orders: state, customer, policy, whether it was\n"
+    "                  confirmed in advance, its deadline (a hold's, or when a\n"
+    "                  BACKORDERED order stops waiting), lines, and where each\n"
+    "                  line's units sit ([location:units,...] in text, when not\n"
+    "                  all at location 0)\n"
     "  --no-snapshot   ignore snapshots: replay the whole journal from empty\n"
     "  --skus-max N, --orders-max N, --limits-max N\n"
     "                  engine table sizes (defaults 1048576 each; the replay\n"
@@ -327,6 +334,7 @@ typedef struct found_order {
     bool found;
     eng_order_view_t v;
     eng_line_t lines[ALLOT_LINES_MAX];
+    eng_alloc_t allocs[ENG_ALLOCS_MAX];
 } found_order_t;
 
 typedef struct finder {
@@ -354,7 +362,108 @@ static void find_order(void *ctx, const eng_order_view_t *v)
         o->v = *v;
         memcpy(o->lines, v->lines, v->line_count * sizeof *o->lines);
         o->v.lines = o->lines;
+        o->v.alloc_count = v->alloc_count <= ENG_ALLOCS_MAX ? v->alloc_count : 0;
+        memcpy(o->allocs, v->allocs, o->v.alloc_count * sizeof *o->allocs);
+        o->v.allocs = o->allocs;
     }
+}
+
+/* The deadline that applies in an order's state: a hold's, or how long a
+ * backorder may still wait; 0 for none. */
+static uint64_t order_deadline(const eng_order_view_t *v)
+{
+    return v->state == ALLOT_STATE_HELD || v->state == ALLOT_STATE_BACKORDERED ? v->deadline_ms
+                                                                               : 0;
+}
+
+static void text_sku(const eng_sku_view_t *v)
+{
+    printf("sku %" PRIu64 ": on_hand %" PRIu64 " allocated %" PRIu64 " available %" PRIu64
+           " limit %" PRIu32 " reorder_point %" PRIu32,
+           v->sku, v->on_hand, v->allocated, v->on_hand - v->allocated, v->limit,
+           v->reorder_point);
+    if (v->backorder_orders)
+        printf(" backorder %" PRIu32 " lines waiting for %" PRIu64 " units", v->backorder_orders,
+               v->backorder_units);
+    /* Locations only when there is more to say than location 0 at priority 0. */
+    if (v->loc_count > 1 || (v->loc_count == 1 && (v->locs[0].location || v->locs[0].priority))) {
+        fputs(" locations", stdout);
+        for (uint32_t i = 0; i < v->loc_count && i < ALLOT_LOCATIONS_MAX; i++)
+            printf("%s%" PRIu16 ":%" PRIu64 "/%" PRIu64 "@%" PRIu16, i ? "," : " ",
+                   v->locs[i].location, v->locs[i].on_hand, v->locs[i].allocated,
+                   v->locs[i].priority);
+    }
+    fputc('\n', stdout);
+}
+
+static void text_order(const eng_order_view_t *v)
+{
+    char t[JT_TIME_TEXT];
+    jt_format_time(v->placed_ms, t);
+    printf("order %" PRIu64 ": %s customer %" PRIu64 " policy %s placed %s", v->id,
+           allot_state_name(v->state), v->customer, allot_policy_name(v->policy), t);
+    if (v->order_flags & ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE)
+        fputs(" confirmed in advance", stdout);
+    if (order_deadline(v)) {
+        jt_format_time(v->deadline_ms, t);
+        printf(" %s %s", v->state == ALLOT_STATE_BACKORDERED ? "wait_deadline" : "deadline", t);
+    }
+    if (v->hold_ms && v->state == ALLOT_STATE_BACKORDERED)
+        printf(" hold_ms %" PRIu32, v->hold_ms);
+    fputs(" lines ", stdout);
+    uint32_t a = 0;
+    for (uint32_t k = 0; k < v->line_count; k++) {
+        printf("%s%" PRIu64 ":%" PRIu32 "/%" PRIu32, k ? "," : "", v->lines[k].sku,
+               v->lines[k].qty, v->lines[k].allocated);
+        /* Where the units sit, unless all are at location 0. */
+        uint32_t first = a;
+        bool elsewhere = false;
+        for (; a < v->alloc_count && v->allocs[a].line == k; a++)
+            elsewhere |= v->allocs[a].location != 0;
+        for (uint32_t j = first; elsewhere && j < a; j++)
+            printf("%s%" PRIu16 ":%" PRIu32, j == first ? "[" : ",", v->allocs[j].location,
+                   v->allocs[j].units);
+        if (elsewhere)
+            fputc(']', stdout);
+    }
+    fputc('\n', stdout);
+}
+
+static void json_sku(const found_sku_t *k)
+{
+    const eng_sku_view_t *v = &k->v;
+    printf(",\"on_hand\":%" PRIu64 ",\"allocated\":%" PRIu64 ",\"available\":%" PRIu64
+           ",\"limit\":%" PRIu32 ",\"reorder_point\":%" PRIu32 ",\"backorder_orders\":%" PRIu32
+           ",\"backorder_units\":%" PRIu64 ",\"locations\":[",
+           v->on_hand, v->allocated, v->on_hand - v->allocated, v->limit, v->reorder_point,
+           v->backorder_orders, v->backorder_units);
+    for (uint32_t i = 0; i < v->loc_count && i < ALLOT_LOCATIONS_MAX; i++)
+        printf("%s{\"location\":%" PRIu16 ",\"priority\":%" PRIu16 ",\"on_hand\":%" PRIu64
+               ",\"allocated\":%" PRIu64 "}",
+               i ? "," : "", v->locs[i].location, v->locs[i].priority, v->locs[i].on_hand,
+               v->locs[i].allocated);
+    fputc(']', stdout);
+}
+
+static void json_order(const eng_order_view_t *v)
+{
+    printf(",\"state\":\"%s\",\"customer\":%" PRIu64 ",\"policy\":\"%s\",\"placed_ms\":%" PRIu64
+           ",\"deadline_ms\":%" PRIu64 ",\"order_flags\":%" PRIu8
+           ",\"confirmed_in_advance\":%s,\"hold_ms\":%" PRIu32 ",\"lines\":[",
+           allot_state_name(v->state), v->customer, allot_policy_name(v->policy), v->placed_ms,
+           order_deadline(v), v->order_flags,
+           v->order_flags & ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE ? "true" : "false", v->hold_ms);
+    uint32_t a = 0;
+    for (uint32_t k = 0; k < v->line_count; k++) {
+        printf("%s{\"sku\":%" PRIu64 ",\"qty\":%" PRIu32 ",\"allocated\":%" PRIu32
+               ",\"locations\":[",
+               k ? "," : "", v->lines[k].sku, v->lines[k].qty, v->lines[k].allocated);
+        for (uint32_t first = a; a < v->alloc_count && v->allocs[a].line == k; a++)
+            printf("%s{\"location\":%" PRIu16 ",\"units\":%" PRIu32 "}", a == first ? "" : ",",
+                   v->allocs[a].location, v->allocs[a].units);
+        fputs("]}", stdout);
+    }
+    fputc(']', stdout);
 }
 
 static void print_text(const replay_t *r, const engine_t *e, const recover_result_t *res,
@@ -392,10 +501,7 @@ static void print_text(const replay_t *r, const engine_t *e, const recover_resul
             printf("sku %" PRIu64 ": unknown\n", r->skus[i]);
             continue;
         }
-        printf("sku %" PRIu64 ": on_hand %" PRIu64 " allocated %" PRIu64 " available %" PRIu64
-               " limit %" PRIu32 " reorder_point %" PRIu32 "\n",
-               k->v.sku, k->v.on_hand, k->v.allocated, k->v.on_hand - k->v.allocated,
-               k->v.limit, k->v.reorder_point);
+        text_sku(&k->v);
     }
     for (size_t i = 0; i < r->norders; i++) {
         const found_order_t *o = &f->orders[i];
@@ -404,19 +510,7 @@ static void print_text(const replay_t *r, const engine_t *e, const recover_resul
                    r->orders[i]);
             continue;
         }
-        jt_format_time(o->v.placed_ms, t);
-        printf("order %" PRIu64 ": %s customer %" PRIu64 " policy %s placed %s",
-               o->v.id, allot_state_name(o->v.state), o->v.customer,
-               allot_policy_name(o->v.policy), t);
-        if (o->v.state == ALLOT_STATE_HELD && o->v.deadline_ms) {
-            jt_format_time(o->v.deadline_ms, t);
-            printf(" deadline %s", t);
-        }
-        fputs(" lines ", stdout);
-        for (uint32_t k = 0; k < o->v.line_count; k++)
-            printf("%s%" PRIu64 ":%" PRIu32 "/%" PRIu32, k ? "," : "", o->lines[k].sku,
-                   o->lines[k].qty, o->lines[k].allocated);
-        fputc('\n', stdout);
+        text_order(&o->v);
     }
 }
 
@@ -448,10 +542,7 @@ static void print_json(const replay_t *r, const engine_t *e, const recover_resul
         printf("%s{\"sku\":%" PRIu64 ",\"found\":%s", i ? "," : "", r->skus[i],
                k->found ? "true" : "false");
         if (k->found)
-            printf(",\"on_hand\":%" PRIu64 ",\"allocated\":%" PRIu64 ",\"available\":%" PRIu64
-                   ",\"limit\":%" PRIu32 ",\"reorder_point\":%" PRIu32,
-                   k->v.on_hand, k->v.allocated, k->v.on_hand - k->v.allocated, k->v.limit,
-                   k->v.reorder_point);
+            json_sku(k);
         fputc('}', stdout);
     }
     fputs("],\"selected_orders\":[", stdout);
@@ -459,16 +550,8 @@ static void print_json(const replay_t *r, const engine_t *e, const recover_resul
         const found_order_t *o = &f->orders[i];
         printf("%s{\"order\":%" PRIu64 ",\"found\":%s", i ? "," : "", r->orders[i],
                o->found ? "true" : "false");
-        if (o->found) {
-            printf(",\"state\":\"%s\",\"customer\":%" PRIu64 ",\"policy\":\"%s\",\"placed_ms\":%" PRIu64
-                   ",\"deadline_ms\":%" PRIu64 ",\"lines\":[",
-                   allot_state_name(o->v.state), o->v.customer, allot_policy_name(o->v.policy),
-                   o->v.placed_ms, o->v.state == ALLOT_STATE_HELD ? o->v.deadline_ms : 0);
-            for (uint32_t k = 0; k < o->v.line_count; k++)
-                printf("%s{\"sku\":%" PRIu64 ",\"qty\":%" PRIu32 ",\"allocated\":%" PRIu32 "}",
-                       k ? "," : "", o->lines[k].sku, o->lines[k].qty, o->lines[k].allocated);
-            fputc(']', stdout);
-        }
+        if (o->found)
+            json_order(&o->v);
         fputc('}', stdout);
     }
     fputs("]}\n", stdout);

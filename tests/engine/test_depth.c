@@ -67,7 +67,7 @@ static engine_config_t config(void)
     engine_config_t c;
     engine_config_default(&c);
     c.skus_max = 256;
-    c.orders_max = 256;
+    c.orders_max = 1024;
     c.limits_max = 256;
     c.retain_max = 256;
     c.loc_skus_max = 16;
@@ -417,8 +417,12 @@ Test(waitlist, restock_fills_oldest_first)
     /* 4 units: order 1 gets its 3, order 2 one of 2, order 3 nothing. */
     r = stock_at(&g, ALLOT_OP_RESTOCK, SKU_A, 4, 0, 0, T0 + 10);
     expect(&r, ALLOT_OK);
-    cr_assert_eq(r.out_allocated, 6);
     cr_assert_eq(r.out_on_hand, 6);
+    /* The fills follow the RESTOCK in the same batch, after it. */
+    sku_info_t s0;
+    sku_get(&g, SKU_A, &s0);
+    cr_assert_eq(s0.op.out_allocated, 6);
+    cr_assert_eq(g.recs[g.nrec - 3].rec.type, REC_RESTOCK);
     order_get(&g, 1, &o);
     cr_assert_eq(o.op.state, ALLOT_STATE_CONFIRMED, "no hold: CONFIRMED once complete");
     order_get(&g, 2, &o);
@@ -600,6 +604,69 @@ Test(waitlist, fills_take_from_locations_in_priority_order)
     cr_assert_eq(units_at(&o, 0, 4), 2);
     cr_assert_eq(units_at(&o, 0, 6), 3);
     rig_close(&g);
+}
+
+Test(waitlist, a_big_restock_drains_in_bounded_steps)
+{
+    engine_config_t c = config();
+    c.orders_max = 2048;
+    c.waiting_max = 1024;
+    rig_t g;
+    memset(&g, 0, sizeof g);
+    g.e = new_engine(&c);
+    sku_set(&g, SKU_A, 0, 0, 0, 0, 0);
+    uint32_t n = 2 * DRAIN_PER_STEP_MAX + 50;
+    for (uint32_t i = 0; i < n; i++) {
+        eng_op_t r = place1(&g, 1 + i, 100 + i, BACKORDER, SKU_A, 1, 0, T0);
+        expect(&r, ALLOT_OK);
+    }
+    eng_op_t r = stock_at(&g, ALLOT_OP_RESTOCK, SKU_A, n + 38, 0, 0, T0 + 1);
+    expect(&r, ALLOT_OK);
+    sku_info_t s;
+    sku_get(&g, SKU_A, &s); /* its own batch drains another step first */
+    cr_assert_eq(s.op.out_allocated, 2 * DRAIN_PER_STEP_MAX);
+    cr_assert_eq(s.op.out_backorder_orders, 50);
+    /* Returned stock is not free while anyone waits for it. */
+    r = place1(&g, 9000, 9000, AON, SKU_A, 1, 0, engine_now(g.e));
+    cr_assert_eq(r.result, ALLOT_OK, "the last batch closed with a drain step that emptied the queue");
+    sku_get(&g, SKU_A, &s);
+    cr_assert_eq(s.op.out_backorder_orders, 0);
+    cr_assert_eq(s.op.out_allocated, n + 1);
+    check(g.e);
+    engine_deinit(g.e);
+}
+
+Test(waitlist, nothing_is_free_while_the_queue_waits)
+{
+    engine_config_t c = config();
+    c.orders_max = 2048;
+    c.waiting_max = 1024;
+    rig_t g;
+    memset(&g, 0, sizeof g);
+    g.e = new_engine(&c);
+    sku_set(&g, SKU_A, 0, 0, 0, 0, 0);
+    uint32_t n = 3 * DRAIN_PER_STEP_MAX;
+    for (uint32_t i = 0; i < n; i++)
+        place1(&g, 1 + i, 100 + i, BACKORDER, SKU_A, 1, 0, T0);
+    /* One batch: the restock and a plain order behind it. The batch ends
+     * with one drain step; the plain order found nothing free. */
+    eng_line_t l[1] = {{.sku = SKU_A, .qty = 1}};
+    eng_op_t ops[2] = {
+        {.opcode = ALLOT_OP_RESTOCK, .id = SKU_A, .amount = n + 5},
+        {.opcode = ALLOT_OP_PLACE, .id = 9000, .customer = 9000, .policy = AON,
+         .line_count = 1, .lines = l},
+    };
+    engine_apply(g.e, ops, 2, T0 + 1);
+    expect(&ops[0], ALLOT_OK);
+    expect(&ops[1], ALLOT_INSUFFICIENT_STOCK);
+    cr_assert_eq(engine_expire(g.e, T0 + 2, 10), 0);
+    cr_assert_eq(engine_expire(g.e, T0 + 3, 10), 0);
+    sku_info_t s;
+    sku_get(&g, SKU_A, &s);
+    cr_assert_eq(s.op.out_backorder_orders, 0, "three drain steps later");
+    cr_assert_eq(s.op.out_on_hand - s.op.out_allocated, 5);
+    check(g.e);
+    engine_deinit(g.e);
 }
 
 /* ---- events --------------------------------------------------------------- */

@@ -114,10 +114,16 @@ const uint8_t *jt_log_bytes(const jt_log_t *l, uint64_t seq, size_t *len)
 
 void jt_log_get(const jt_log_t *l, uint64_t seq, eng_record_t *rec, eng_line_t *lines)
 {
+    /* rec->allocs points here until the next call */
+    static _Thread_local rec_bufs_t bufs;
     size_t len, size;
     const uint8_t *b = jt_log_bytes(l, seq, &len);
     const char *why;
-    VERIFY(rec_decode(b, len, rec, lines, &size, &why) == REC_STATUS_OK && size == len);
+    VERIFY(rec_decode(b, len, rec, &bufs, &size, &why) == REC_STATUS_OK && size == len);
+    if (rec->line_count) {
+        memcpy(lines, bufs.lines, rec->line_count * sizeof *lines);
+        rec->lines = lines;
+    }
 }
 
 int jt_log_replay(const jt_log_t *l, const engine_config_t *cfg, uint64_t upto, engine_t **out,
@@ -205,6 +211,11 @@ static void op_sku_set(jt_work_t *w, eng_op_t *op, uint32_t i)
     op->amount = big ? 1000000 + rnd(w, 1000) : 20 + rnd(w, 300);
     op->limit = !big && rnd(w, 10) < 3 ? (uint32_t)(5 + rnd(w, 40)) : 0;
     op->reorder_point = (uint32_t)rnd(w, 10);
+    /* Some SKUs are stocked in more than one warehouse. */
+    if (rnd(w, 4) == 0) {
+        op->location = (uint16_t)rnd(w, 3);
+        op->priority = (uint16_t)rnd(w, 3);
+    }
 }
 
 static void op_place(jt_work_t *w, eng_op_t *op)
@@ -227,6 +238,15 @@ static void op_place(jt_work_t *w, eng_op_t *op)
     op->policy = w->mix == JT_MIX_WIDE || rnd(w, 10) < 4 ? ALLOT_POLICY_PARTIAL
                                                         : ALLOT_POLICY_ALL_OR_NOTHING;
     op->ms = rnd(w, 2) ? 0 : (uint32_t)(200 + rnd(w, 2500));
+    /* Waitlists: a backorder, sometimes with a maximum wait; or lines that
+     * must come from one warehouse. */
+    uint64_t kind = rnd(w, 20);
+    if (w->mix != JT_MIX_WIDE && kind < 3) {
+        op->policy = ALLOT_POLICY_BACKORDER;
+        op->max_wait_ms = rnd(w, 2) ? 0 : (uint32_t)(500 + rnd(w, 3000));
+    } else if (kind == 3) {
+        op->place_flags = ALLOT_PLACE_FLAG_SINGLE_LOCATION;
+    }
     w->last_place = *op;
     memcpy(w->last_lines, op->lines, n * sizeof op->lines[0]);
     w->have_last = true;
@@ -243,6 +263,7 @@ static uint64_t some_order(jt_work_t *w)
 static void op_stock(jt_work_t *w, eng_op_t *op, bool restock)
 {
     op->id = jt_sku_id((uint32_t)rnd(w, w->skus));
+    op->location = rnd(w, 4) == 0 ? (uint16_t)rnd(w, 3) : 0;
     if (restock) {
         op->opcode = ALLOT_OP_RESTOCK;
         op->amount = 1 + rnd(w, 50);
@@ -517,11 +538,11 @@ size_t jt_record_offsets(const uint8_t *seg, size_t len, size_t *offs, size_t *s
 {
     size_t n = 0, off = SEG_HEADER_SIZE;
     eng_record_t rec;
-    eng_line_t lines[ALLOT_LINES_MAX];
+    rec_bufs_t bufs;
     while (n < max && off < len) {
         size_t size;
         const char *why;
-        if (rec_decode(seg + off, len - off, &rec, lines, &size, &why) != REC_STATUS_OK)
+        if (rec_decode(seg + off, len - off, &rec, &bufs, &size, &why) != REC_STATUS_OK)
             break;
         offs[n] = off;
         sizes[n] = size;

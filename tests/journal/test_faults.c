@@ -253,7 +253,9 @@ Test(faults, full_disk_is_read_only_until_space_returns)
         bytes += len;
     }
     cr_assert_leq(bytes, JOURNAL_SEGMENT_MIN);
-    cr_assert_geq(bytes, JOURNAL_SEGMENT_MIN - (512u << 10), "READ_ONLY came %" PRIu64
+    /* The admission bound covers a whole expiry step and two drain steps
+     * on top of the batch (about 0.55 MiB): READ_ONLY may come that early. */
+    cr_assert_geq(bytes, JOURNAL_SEGMENT_MIN - (1u << 20), "READ_ONLY came %" PRIu64
                   " bytes early", JOURNAL_SEGMENT_MIN - bytes);
     /* A smaller batch may still fit what a larger one did not: fill up
      * with single ops until even those are refused. */

@@ -296,7 +296,7 @@ static uint64_t take_snapshot(void)
     cr_assert_eq(allot_get_u64(buf + len - 16), len - 16, "trailer: body length");
     cr_assert_eq(allot_get_u64(buf + len - 8), XXH3_64bits(buf, len - 16), "trailer: XXH3");
     cr_assert(memcmp(buf, "ALLOTSNP", 8) == 0);
-    cr_assert_eq(allot_get_u32(buf + 8), 1);
+    cr_assert_eq(allot_get_u32(buf + 8), 2);
     cr_assert_eq(allot_get_u64(buf + 16), seq);
     free(buf);
     return seq;

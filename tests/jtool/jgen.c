@@ -5,11 +5,18 @@
  *   jgen write DIR --records N [--skus K] [--seed S] [--segment-mb M]
  *                  [--digest-every K] [--snapshot-at SEQ] [--retain-max R]
  *                  [--retain-ms MS] [--hold-max-ms H] [--hold-pct P]
+ *                  [--backorder-pct B] [--locations L]
  *       Drives a real engine with a random flash-sale mix (SKU_SET, PLACE,
  *       CONFIRM, CANCEL, FULFILL, EXTEND, RESTOCK, ADJUST, and the expiries
  *       and retirements that simulated time brings; P% of PLACEs hold,
  *       default 50) through the real journal (async durability) until N
- *       records are written. Prints
+ *       records are written. With B > 0, B% of PLACEs are BACKORDER (some
+ *       with a maximum wait): hot SKUs sell out, orders wait, and restocks,
+ *       cancellations and expiries fill them (FILL records). With L > 1
+ *       (at most 8), a third of the SKUs are stocked at up to L locations
+ *       with priorities, restocks and adjustments name a location, SKU_SET
+ *       sometimes resets one, and a quarter of the other PLACEs ask for
+ *       single-location lines. Prints
  *       "digest SEQ HEX" after the batch that crosses each multiple of K,
  *       "snapshot SEQ" when it writes one, and "final SEQ HEX" at the end:
  *       the live engine's digests, for replay to match.
@@ -24,6 +31,10 @@
  *   jgen overalloc FILE OFFSET Q
  *                              makes the PLACE at OFFSET take Q units on its
  *                              first line, checksum valid (an oversell)
+ *   jgen relocate FILE OFFSET LOC
+ *                              moves the first allocation of the PLACE or
+ *                              FILL at OFFSET to location LOC, checksum
+ *                              valid (units taken from where they are not)
  *   jgen lock DIR SECONDS      holds DIR's lock as a server does; prints
  *                              "locked" once it has it
  */
@@ -74,6 +85,8 @@ static int die(const char *what, int rc)
 typedef struct gen {
     uint64_t skus, hot;
     uint64_t hold_pct;
+    uint64_t backorder_pct;
+    uint16_t locations; /* 1: location 0 only */
     uint64_t next_order;
     uint64_t window[WINDOW];
     uint64_t placed;
@@ -95,6 +108,21 @@ static uint64_t recent_order(gen_t *g)
     return n ? g->window[below(n)] : 1;
 }
 
+static uint16_t pick_location(gen_t *g) { return (uint16_t)below(g->locations); }
+
+/* BACKORDER for backorder_pct of PLACEs (a third wait at most 5..60 s);
+ * with locations, a quarter of the others want single-location lines. */
+static void place_options(gen_t *g, eng_op_t *op)
+{
+    if (g->backorder_pct && below(100) < g->backorder_pct) {
+        op->policy = ALLOT_POLICY_BACKORDER;
+        op->max_wait_ms = below(3) == 0 ? 5000 + (uint32_t)below(55000) : 0;
+        return;
+    }
+    if (g->locations > 1 && below(4) == 0)
+        op->place_flags = ALLOT_PLACE_FLAG_SINGLE_LOCATION;
+}
+
 static void make_place(gen_t *g, eng_op_t *op, eng_line_t *lines)
 {
     uint32_t n = 1 + (uint32_t)below(3);
@@ -103,6 +131,7 @@ static void make_place(gen_t *g, eng_op_t *op, eng_line_t *lines)
     op->customer = 1 + below(5000);
     op->policy = below(5) == 0 ? ALLOT_POLICY_PARTIAL : ALLOT_POLICY_ALL_OR_NOTHING;
     op->ms = below(100) >= g->hold_pct ? 0 : 2000 + (uint32_t)below(28000);
+    place_options(g, op);
     op->lines = lines;
     op->line_count = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -114,6 +143,18 @@ static void make_place(gen_t *g, eng_op_t *op, eng_line_t *lines)
             continue;
         lines[op->line_count++] = (eng_line_t){.sku = sku, .qty = 1 + (uint32_t)below(3)};
     }
+}
+
+/* With locations, an ADJUST names one, and a fifth of them become a
+ * SKU_SET of that location (absolute on_hand, new priority). */
+static void relocate_adjust(gen_t *g, eng_op_t *op)
+{
+    op->location = pick_location(g);
+    if (below(5) != 0)
+        return;
+    op->opcode = ALLOT_OP_SKU_SET;
+    op->amount = below(60);
+    op->priority = (uint16_t)below(4);
 }
 
 static size_t make_batch(gen_t *g)
@@ -154,10 +195,14 @@ static size_t make_batch(gen_t *g)
             op->opcode = ALLOT_OP_RESTOCK;
             op->id = pick_sku(g);
             op->amount = 10 + below(200);
+            if (g->locations > 1)
+                op->location = pick_location(g);
         } else {
             op->opcode = ALLOT_OP_ADJUST;
             op->id = pick_sku(g);
             op->amount = (uint64_t)((int64_t)below(26) - 5);
+            if (g->locations > 1)
+                relocate_adjust(g, op);
         }
         n++;
     }
@@ -179,6 +224,27 @@ static int admit(journal_t *j, const eng_op_t *ops, size_t n)
     }
 }
 
+/* The SKU_SET at ops[n] was location 0's; stocks sku at up to
+ * locations - 1 more locations with priorities, within the batch. Returns
+ * the index of the last op used. */
+static size_t stock_locations(gen_t *g, eng_op_t *ops, size_t n, uint64_t sku)
+{
+    ops[n].priority = (uint16_t)below(4);
+    uint32_t more = 1 + (uint32_t)below(g->locations - 1u);
+    for (uint32_t k = 1; k <= more && n + 1 < BATCH * 2; k++) {
+        eng_op_t *op = &ops[++n];
+        memset(op, 0, sizeof *op);
+        op->opcode = ALLOT_OP_SKU_SET;
+        op->id = sku;
+        op->location = (uint16_t)k;
+        op->priority = (uint16_t)below(4);
+        op->amount = sku <= g->hot ? 5 + below(15) : 30 + below(300);
+        op->limit = ops[n - k].limit;
+        op->reorder_point = ops[n - k].reorder_point;
+    }
+    return n;
+}
+
 static int stock_skus(gen_t *g, engine_t *e, journal_t *j)
 {
     for (uint64_t s = 1; s <= g->skus;) {
@@ -191,6 +257,8 @@ static int stock_skus(gen_t *g, engine_t *e, journal_t *j)
             op->amount = s <= g->hot ? 20 + below(30) : 100 + below(900);
             op->limit = below(10) == 0 ? 5 : 0;
             op->reorder_point = (uint32_t)below(20);
+            if (g->locations > 1 && below(3) == 0)
+                n = stock_locations(g, g->ops, n, s);
         }
         if (admit(j, g->ops, n) != 0)
             return -EIO;
@@ -204,7 +272,7 @@ typedef struct write_opts {
     const char *dir;
     uint64_t records, skus, seed, segment_mb, digest_every, snapshot_at;
     uint32_t retain_max;
-    uint64_t retain_ms, hold_max_ms, hold_pct;
+    uint64_t retain_ms, hold_max_ms, hold_pct, backorder_pct, locations;
 } write_opts_t;
 
 static int run_batches(gen_t *g, engine_t *e, journal_t *j, const storage_t *st,
@@ -245,6 +313,8 @@ static int gen_write(const write_opts_t *o)
     rng_state = o->seed * 2 + 1;
     g.skus = o->skus;
     g.hold_pct = o->hold_pct;
+    g.backorder_pct = o->backorder_pct;
+    g.locations = (uint16_t)o->locations;
     g.hot = o->skus / 20 ? o->skus / 20 : 1;
     g.now_ms = START_MS;
     engine_config_t cfg;
@@ -289,7 +359,8 @@ static int gen_write(const write_opts_t *o)
 static int parse_write(int argc, char **argv)
 {
     write_opts_t o = {.dir = argv[0], .skus = 10000, .seed = 1, .segment_mb = 64,
-                      .retain_max = 50000, .retain_ms = 60000, .hold_max_ms = 120000, .hold_pct = 50};
+                      .retain_max = 50000, .retain_ms = 60000, .hold_max_ms = 120000,
+                      .hold_pct = 50, .locations = 1};
     for (int i = 1; i + 1 < argc; i += 2) {
         uint64_t v = strtoull(argv[i + 1], NULL, 10);
         if (strcmp(argv[i], "--records") == 0)
@@ -312,11 +383,17 @@ static int parse_write(int argc, char **argv)
             o.hold_pct = v;
         else if (strcmp(argv[i], "--hold-max-ms") == 0)
             o.hold_max_ms = v;
+        else if (strcmp(argv[i], "--backorder-pct") == 0)
+            o.backorder_pct = v;
+        else if (strcmp(argv[i], "--locations") == 0)
+            o.locations = v;
         else
             return die(argv[i], EINVAL);
     }
     if (o.records == 0 || o.skus == 0 || o.segment_mb < 4)
         return die("write needs --records N (and --segment-mb >= 4)", EINVAL);
+    if (o.locations < 1 || o.locations > ALLOT_LOCATIONS_MAX || o.backorder_pct > 100)
+        return die("--locations is 1..8, --backorder-pct 0..100", EINVAL);
     return gen_write(&o);
 }
 
@@ -380,13 +457,14 @@ static int do_flip(uint8_t *p, size_t avail, uint64_t bit)
     return 0;
 }
 
+static rec_bufs_t bufs;
+
 static int do_reseq(uint8_t *p, size_t avail, uint64_t seq)
 {
     eng_record_t rec;
-    eng_line_t lines[ALLOT_LINES_MAX];
     size_t size;
     const char *why;
-    if (rec_decode(p, avail, &rec, lines, &size, &why) != REC_STATUS_OK)
+    if (rec_decode(p, avail, &rec, &bufs, &size, &why) != REC_STATUS_OK)
         return -EILSEQ;
     rec.seq = seq;
     return rec_encode(p, &rec) == size ? 0 : -EILSEQ;
@@ -395,12 +473,25 @@ static int do_reseq(uint8_t *p, size_t avail, uint64_t seq)
 static int do_overalloc(uint8_t *p, size_t avail, uint64_t qty)
 {
     eng_record_t rec;
-    eng_line_t lines[ALLOT_LINES_MAX];
     size_t size;
     const char *why;
-    if (rec_decode(p, avail, &rec, lines, &size, &why) != REC_STATUS_OK || rec.type != REC_PLACE)
+    if (rec_decode(p, avail, &rec, &bufs, &size, &why) != REC_STATUS_OK || rec.type != REC_PLACE)
         return -EILSEQ;
-    lines[0].qty = lines[0].allocated = (uint32_t)qty;
+    bufs.lines[0].qty = bufs.lines[0].allocated = (uint32_t)qty;
+    return rec_encode(p, &rec) == size ? 0 : -EILSEQ;
+}
+
+static int do_relocate(uint8_t *p, size_t avail, uint64_t loc)
+{
+    eng_record_t rec;
+    size_t size;
+    const char *why;
+    if (rec_decode(p, avail, &rec, &bufs, &size, &why) != REC_STATUS_OK || rec.alloc_count == 0)
+        return -EILSEQ;
+    for (uint32_t k = 1; k < rec.alloc_count; k++)
+        if (bufs.allocs[k].line == bufs.allocs[0].line && bufs.allocs[k].location == loc)
+            return -EINVAL; /* the line has that location already */
+    bufs.allocs[0].location = (uint16_t)loc;
     return rec_encode(p, &rec) == size ? 0 : -EILSEQ;
 }
 
@@ -471,6 +562,8 @@ int main(int argc, char **argv)
         return edit_file(argv[2], a, do_reseq, b);
     if (argc == 5 && strcmp(argv[1], "overalloc") == 0)
         return edit_file(argv[2], a, do_overalloc, b);
+    if (argc == 5 && strcmp(argv[1], "relocate") == 0)
+        return edit_file(argv[2], a, do_relocate, b);
     if (argc == 5 && strcmp(argv[1], "retype") == 0)
         return edit_file(argv[2], a, do_retype, b);
     if (argc == 4 && strcmp(argv[1], "lock") == 0)
@@ -478,7 +571,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "usage: jgen write DIR --records N [...] | locate DIR SEQ | tear FILE OFF |"
                     " cut FILE SIZE |"
                     " flip FILE OFF BIT | reseq FILE OFF SEQ | retype FILE OFF TYPE |"
-                    " overalloc FILE OFF QTY |"
+                    " overalloc FILE OFF QTY | relocate FILE OFF LOC |"
                     " lock DIR SECONDS\n");
     return 2;
 }

@@ -131,6 +131,9 @@ Test(jtool_types, names_in_any_case_with_commas)
     cr_assert_eq(jt_parse_types("", &mask, bad, sizeof bad), -EINVAL);
     cr_assert_eq(jt_parse_types(",", &mask, bad, sizeof bad), -EINVAL);
     cr_assert_eq(jt_parse_types("UNKNOWN", &mask, bad, sizeof bad), -EINVAL);
+    mask = 0;
+    cr_assert_eq(jt_parse_types("fill,Place", &mask, bad, sizeof bad), 0);
+    cr_assert_eq(mask, (1u << REC_FILL) | (1u << REC_PLACE));
 }
 
 Test(jtool_sku, numbers_hashes_and_refusals)
@@ -294,6 +297,19 @@ Test(jtool_filter, orders_skus_customers)
     cr_assert_not(jt_filter_match(&g, &r, false));
     r = rec(REC_RETIRE, 4, 0);
     cr_assert_not(jt_filter_match(&g, &r, false));
+    /* A FILL names its order, not the SKU: it matches as a later record of
+     * a followed order, and by --order. */
+    r = rec(REC_FILL, 5, 9);
+    cr_assert(jt_filter_match(&g, &r, true));
+    cr_assert_not(jt_filter_match(&g, &r, false));
+    r = rec(REC_FILL, 5, 5);
+    cr_assert(jt_filter_match(&f, &r, false));
+    r = rec(REC_FILL, 5, 6);
+    cr_assert_not(jt_filter_match(&f, &r, false));
+    jt_filter_t ft = {.types = 1u << REC_FILL};
+    cr_assert(jt_filter_match(&ft, &r, false));
+    r = rec(REC_PLACE, 6, 6);
+    cr_assert_not(jt_filter_match(&ft, &r, false));
 
     jt_filter_t h = {.ncustomers = 1, .customers = {77}, .nskus = 1, .skus = {12}};
     r = rec(REC_PLACE, 1, 9);
@@ -314,6 +330,89 @@ Test(jtool_filter, record_states)
     cr_assert_eq(jt_record_state(&r), ALLOT_STATE_EXPIRED);
     r = rec(REC_RETIRE, 1, 0);
     cr_assert_eq(jt_record_state(&r), ALLOT_STATE_NONE);
+    cr_assert(jt_record_is_order(REC_FILL));
+    cr_assert_not(jt_record_is_sku(REC_FILL));
+
+    /* A BACKORDER PLACE waits when a line got less than it asked for; its
+     * deadline is then the wait's. PARTIAL short lines do not wait. */
+    r = rec(REC_PLACE, 1, 1);
+    r.policy = ALLOT_POLICY_BACKORDER;
+    cr_assert(jt_place_waits(&r));
+    cr_assert_eq(jt_record_state(&r), ALLOT_STATE_BACKORDERED);
+    r.deadline_ms = T0 + 5;
+    cr_assert_eq(jt_record_state(&r), ALLOT_STATE_BACKORDERED);
+    r.policy = ALLOT_POLICY_PARTIAL;
+    cr_assert_not(jt_place_waits(&r));
+    cr_assert_eq(jt_record_state(&r), ALLOT_STATE_HELD);
+    eng_line_t whole[1] = {{.sku = 3, .qty = 2, .allocated = 2}};
+    r.policy = ALLOT_POLICY_BACKORDER;
+    r.line_count = 1;
+    r.lines = whole;
+    cr_assert_not(jt_place_waits(&r));
+    cr_assert_eq(jt_record_state(&r), ALLOT_STATE_HELD);
+    r.deadline_ms = 0;
+    cr_assert_eq(jt_record_state(&r), ALLOT_STATE_CONFIRMED);
+
+    r = rec(REC_FILL, 1, 1);
+    r.state = ALLOT_STATE_HELD;
+    cr_assert_eq(jt_record_state(&r), ALLOT_STATE_HELD);
+    r.state = ALLOT_STATE_BACKORDERED;
+    cr_assert_eq(jt_record_state(&r), ALLOT_STATE_BACKORDERED);
+}
+
+/* Where a line's units sit: the record's allocations for it, or location 0
+ * for all of them when it carries none. */
+Test(jtool_filter, line_locations)
+{
+    eng_line_t l3[3] = {{.sku = 1, .qty = 4, .allocated = 4},
+                        {.sku = 2, .qty = 1, .allocated = 0},
+                        {.sku = 3, .qty = 5, .allocated = 5}};
+    eng_alloc_t al[3] = {{.line = 0, .location = 2, .units = 3},
+                         {.line = 0, .location = 0, .units = 1},
+                         {.line = 2, .location = 7, .units = 5}};
+    eng_record_t p = {.type = REC_PLACE, .line_count = 3, .lines = l3};
+    eng_alloc_t out[ALLOT_LOCATIONS_MAX];
+    uint32_t cursor = 0;
+    cr_assert_eq(jt_line_locations(&p, 0, &cursor, out), 1);
+    cr_assert_eq(out[0].location, 0);
+    cr_assert_eq(out[0].units, 4);
+    cr_assert_eq(jt_line_locations(&p, 1, &cursor, out), 0, "no units, no location");
+    p.alloc_count = 3;
+    p.allocs = al;
+    cursor = 0;
+    cr_assert_eq(jt_line_locations(&p, 0, &cursor, out), 2);
+    cr_assert_eq(out[0].location, 2);
+    cr_assert_eq(out[1].units, 1);
+    cr_assert_eq(jt_line_locations(&p, 1, &cursor, out), 0);
+    cr_assert_eq(jt_line_locations(&p, 2, &cursor, out), 1);
+    cr_assert_eq(out[0].location, 7);
+    cr_assert_eq(out[0].units, 5);
+    cursor = 0; /* a later line first: the earlier ones are skipped */
+    cr_assert_eq(jt_line_locations(&p, 2, &cursor, out), 1);
+
+    eng_record_t f = {.type = REC_FILL, .line = 4, .amount = 6};
+    cursor = 0;
+    cr_assert_eq(jt_line_locations(&f, 4, &cursor, out), 1);
+    cr_assert_eq(out[0].line, 4);
+    cr_assert_eq(out[0].location, 0);
+    cr_assert_eq(out[0].units, 6);
+    eng_alloc_t fa[2] = {{.line = 4, .location = 3, .units = 2},
+                         {.line = 4, .location = 1, .units = 4}};
+    f.alloc_count = 2;
+    f.allocs = fa;
+    cursor = 0;
+    cr_assert_eq(jt_line_locations(&f, 4, &cursor, out), 2);
+    cr_assert_eq(out[1].location, 1);
+
+    char t[JT_FLAGS_TEXT];
+    jt_place_flags_text(0, t);
+    cr_assert_str_eq(t, "");
+    jt_place_flags_text(ALLOT_PLACE_FLAG_SINGLE_LOCATION, t);
+    cr_assert_str_eq(t, "SINGLE_LOCATION");
+    jt_place_flags_text(0xffff, t);
+    cr_assert_str_eq(t, "SINGLE_LOCATION|0xfffe");
+    jt_place_flags_text(0x8000, t);
+    cr_assert_str_eq(t, "0x8000");
 }
 
 /* ---- the id map ------------------------------------------------------------------------------ */

@@ -93,15 +93,15 @@ python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' <"$W/all.jsonl"
     ok "dump jsonl: every line parses" || bad "dump jsonl: every line parses"
 expect "dump: csv" 0 "$J" dump "$B" --format csv
 same "dump csv: header plus one row per record" "$(wc -l <"$W/out")" "$((LAST + 1))"
-same "dump csv: 15 columns everywhere" "$(awk -F, '{print NF}' "$W/out" | sort -u)" "15"
+same "dump csv: 21 columns everywhere" "$(awk -F, '{print NF}' "$W/out" | sort -u)" "21"
 has "dump csv: PLACE lines flattened" ",PLACE,," "$W/out"
-grep -qE ',PLACE,.*,[0-9]+:[0-9]+:[0-9]+(;[0-9]+:[0-9]+:[0-9]+)*$' "$W/out" &&
+grep -qE ',PLACE,.*,[0-9]+:[0-9]+:[0-9]+(;[0-9]+:[0-9]+:[0-9]+)*,,,0,[0-9]+,,[0-9:;]*$' "$W/out" &&
     ok "dump csv: lines as sku:qty:alloc;..." || bad "dump csv: lines as sku:qty:alloc;..."
 
 # Filters, against counts computed from the jsonl dump.
 count() { python3 "$W/count.py" "$W/all.jsonl" "$@"; }
 cat >"$W/count.py" <<'EOF'
-import json, sys
+import json, os, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
 kind, arg = sys.argv[2], sys.argv[3:]
 if kind == "type":
@@ -132,21 +132,100 @@ elif kind == "time_of":
 elif kind == "last_at":
     print(max(r["seq"] for r in recs if r["time_ms"] <= int(arg[0])))
 elif kind == "model":
-    # on_hand and allocated of SKUs, from the records alone
+    # SKUs from the records alone: on_hand and allocated, by location too,
+    # and the lines waiting (BACKORDERED orders' short lines)
     skus, orders = {}, {}
+    def loc(s, l):
+        return skus.setdefault(s, {}).setdefault(l, [0, 0])
     for r in recs:
         t = r["type"]
-        if t == "SKU_SET": skus[r["sku"]] = [r["on_hand"], 0]
-        elif t == "RESTOCK": skus[r["sku"]][0] += r["qty"]
-        elif t == "ADJUST": skus[r["sku"]][0] += r["delta"]
+        if t == "SKU_SET": loc(r["sku"], r["location"])[0] = r["on_hand"]
+        elif t == "RESTOCK": loc(r["sku"], r["location"])[0] += r["qty"]
+        elif t == "ADJUST": loc(r["sku"], r["location"])[0] += r["delta"]
         elif t == "PLACE":
-            orders[r["order"]] = [(l["sku"], l["allocated"]) for l in r["lines"]]
-            for s, a in orders[r["order"]]: skus[s][1] += a
+            o = orders[r["order"]] = {"lines": r["lines"], "state": r["state"]}
+            for l in r["lines"]:
+                for a in l["locations"]: loc(l["sku"], a["location"])[1] += a["units"]
+        elif t == "FILL":
+            o = orders[r["order"]]
+            l = o["lines"][r["line"]]
+            l["allocated"] += r["units"]
+            o["state"] = r["state"]
+            for a in r["locations"]:
+                loc(l["sku"], a["location"])[1] += a["units"]
+                l["locations"].append(a)
         elif t in ("CANCEL", "EXPIRE", "FULFILL"):
-            for s, a in orders.pop(r["order"]):
-                skus[s][1] -= a
-                if t == "FULFILL": skus[s][0] -= a
-    print(" ".join("%d:%d:%d" % (s, skus[s][0], skus[s][1]) for s in map(int, arg)))
+            for l in orders.pop(r["order"])["lines"]:
+                for a in l["locations"]:
+                    c = loc(l["sku"], a["location"])
+                    c[1] -= a["units"]
+                    if t == "FULFILL": c[0] -= a["units"]
+    waiting = {}
+    for o in orders.values():
+        if o["state"] != "BACKORDERED": continue
+        for l in o["lines"]:
+            if l["allocated"] < l["qty"]:
+                w = waiting.setdefault(l["sku"], [0, 0])
+                w[0] += 1; w[1] += l["qty"] - l["allocated"]
+    out = []
+    for s in map(int, arg):
+        ls = skus.get(s, {})
+        out.append("%d:%d:%d" % (s, sum(c[0] for c in ls.values()), sum(c[1] for c in ls.values())))
+        if os.environ.get("MODEL_LOCATIONS"):
+            w = waiting.get(s, [0, 0])
+            out[-1] += "|%d:%d|" % tuple(w) + ",".join(
+                "%d=%d/%d" % (l, c[0], c[1]) for l, c in sorted(ls.items()))
+    print(" ".join(out))
+elif kind == "units":
+    # units allocated per SKU by PLACEs and FILLs (stats' top SKUs)
+    lines, units = {}, {}
+    for r in recs:
+        if r["type"] == "PLACE":
+            lines[r["order"]] = [l["sku"] for l in r["lines"]]
+            for l in r["lines"]: units[l["sku"]] = units.get(l["sku"], 0) + l["allocated"]
+        elif r["type"] == "FILL":
+            s = lines[r["order"]][r["line"]]
+            units[s] = units.get(s, 0) + r["units"]
+    print(" ".join("%d:%d" % (s, units.get(s, 0)) for s in map(int, arg)))
+elif kind == "soldout":
+    # stats' sell-outs: after a PLACE or FILL that took units, available
+    # (on_hand over all locations - allocated) is 0; "sku:first seq:times"
+    onh, alloc, orders, sold = {}, {}, {}, {}
+    def take(r, s, u):
+        alloc[s] = alloc.get(s, 0) + u
+        if sum(onh.get(s, {}).values()) - alloc[s] <= 0:
+            x = sold.setdefault(s, [r["seq"], 0]); x[1] += 1
+    for r in recs:
+        t = r["type"]
+        if t == "SKU_SET": onh.setdefault(r["sku"], {})[r["location"]] = r["on_hand"]
+        elif t in ("RESTOCK", "ADJUST"):
+            d = onh.setdefault(r["sku"], {})
+            d[r["location"]] = d.get(r["location"], 0) + r.get("qty", r.get("delta"))
+        elif t == "PLACE":
+            orders[r["order"]] = r["lines"]
+            for l in r["lines"]:
+                if l["allocated"]: take(r, l["sku"], l["allocated"])
+        elif t == "FILL":
+            l = orders[r["order"]][r["line"]]
+            l["allocated"] += r["units"]; l["locations"] += r["locations"]
+            take(r, l["sku"], r["units"])
+        elif t in ("CANCEL", "EXPIRE", "FULFILL"):
+            for l in orders.pop(r["order"]):
+                alloc[l["sku"]] -= l["allocated"]
+                for a in l["locations"] if t == "FULFILL" else []:
+                    onh[l["sku"]][a["location"]] -= a["units"]
+    print(" ".join("%d:%d:%d" % (k, v[0], v[1]) for k, v in sorted(sold.items())))
+elif kind == "sum":
+    # sum of field arg[1] over records of type arg[0]
+    print(sum(r[arg[1]] for r in recs if r["type"] == arg[0]))
+elif kind == "where":
+    # records of type arg[0] whose field arg[1] equals arg[2] (as text)
+    print(sum(r["type"] == arg[0] and str(r.get(arg[1])) == arg[2] for r in recs))
+elif kind == "first":
+    # the first order (or seq, with arg[1] == "seq") of a record matching a python test
+    for r in recs:
+        if eval(arg[0], {}, {"r": r}):
+            print(r["seq"] if len(arg) > 1 and arg[1] == "seq" else r["order"]); break
 EOF
 for t in PLACE CANCEL EXPIRE RETIRE; do
     expect "dump --type $t" 0 "$J" dump "$B" --type "$t"
@@ -219,6 +298,178 @@ assert len(s["sold_out"]) > 0
 seqs = [x["seq"] for x in s["sold_out"]]
 assert seqs == sorted(seqs)
 EOF
+same "stats: sell-outs match a model of the records" \
+    "$(python3 -c 'import json,sys; print(" ".join("%d:%d:%d" % x for x in sorted((s["sku"], s["seq"], s["times"]) for s in json.load(sys.stdin)["sold_out"])))' <"$W/out")" \
+    "$(count soldout)"
+
+# ---- waitlists and locations ------------------------------------------------------------------
+# BACKORDER orders that wait and are filled (FILL records) by restocks,
+# cancellations and expiries; SKUs stocked at several locations with
+# priorities; single-location PLACEs.
+WL=$W/waitlist
+WC=$W/wcorrupt
+wcount() { python3 "$W/count.py" "$W/wl.jsonl" "$@"; }
+"$G" write "$WL" --records 80000 --segment-mb 4 --digest-every 20000 --snapshot-at 50000 \
+    --retain-ms 3000 --retain-max 20000 --backorder-pct 30 --locations 4 >"$W/genw.out" ||
+    { echo "FAIL jgen write (waitlist)"; exit 1; }
+read -r _ WLAST WFINAL < <(grep '^final' "$W/genw.out")
+expect "waitlist: verify" 0 "$J" verify "$WL"
+has "waitlist: verify clean" "verify: clean" "$W/out"
+expect "waitlist: replay" 0 "$J" replay "$WL" "${RT[@]}"
+same "waitlist: replay digest = live digest" "$(digest_of)" "$WFINAL"
+has "waitlist: replay used the snapshot" "after the snapshot at seq" "$W/out"
+expect "waitlist: replay --no-snapshot" 0 "$J" replay "$WL" --no-snapshot "${RT[@]}"
+same "waitlist: replay --no-snapshot digest" "$(digest_of)" "$WFINAL"
+while read -r _ seq dig; do
+    expect "waitlist: replay --until $seq" 0 "$J" replay "$WL" --until "$seq" --no-snapshot "${RT[@]}"
+    same "waitlist: replay --until $seq: digest" "$(digest_of)" "$dig"
+done < <(grep '^digest' "$W/genw.out")
+
+expect "waitlist: dump jsonl" 0 "$J" dump "$WL" --format jsonl
+cp "$W/out" "$W/wl.jsonl"
+same "waitlist: dump jsonl: one line per record" "$(wc -l <"$W/wl.jsonl")" "$WLAST"
+python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' <"$W/wl.jsonl" &&
+    ok "waitlist: every jsonl line parses" || bad "waitlist: every jsonl line parses"
+NFILL=$(wcount type FILL)
+[ "$NFILL" -gt 100 ] && ok "waitlist: $NFILL FILL records" || bad "waitlist: $NFILL FILL records"
+for what in 'r["type"] == "PLACE" and r["state"] == "BACKORDERED"' \
+    'r["type"] == "PLACE" and r["state"] == "BACKORDERED" and r["deadline_ms"] > 0' \
+    'r["type"] == "PLACE" and r["flags"] == "SINGLE_LOCATION"' \
+    'r["type"] == "PLACE" and any(a["location"] != 0 for l in r["lines"] for a in l["locations"])' \
+    'r["type"] == "PLACE" and any(len(l["locations"]) > 1 for l in r["lines"])' \
+    'r["type"] == "FILL" and r["state"] == "HELD"' \
+    'r["type"] == "FILL" and r["state"] == "BACKORDERED"' \
+    'r["type"] == "FILL" and r["locations"][0]["location"] != 0' \
+    'r["type"] == "SKU_SET" and r["location"] != 0' \
+    'r["type"] == "SKU_SET" and r["priority"] != 0' \
+    'r["type"] in ("RESTOCK", "ADJUST") and r["location"] != 0' \
+    'r["type"] == "EXPIRE" and r["seq"] > 20000'; do
+    [ -n "$(wcount first "$what" seq)" ] && ok "waitlist: has $what" || bad "waitlist: none with $what"
+done
+python3 - "$W/wl.jsonl" <<'EOF2' && ok "waitlist: FILLs and allocations add up" || bad "waitlist: FILLs and allocations add up"
+import json, sys
+orders = {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["type"] == "PLACE":
+        for x in r["lines"]:
+            assert sum(a["units"] for a in x["locations"]) == x["allocated"], r
+            assert len({a["location"] for a in x["locations"]}) == len(x["locations"]), r
+        orders[r["order"]] = [[x["qty"], x["allocated"]] for x in r["lines"]]
+    elif r["type"] == "FILL":
+        line = orders[r["order"]][r["line"]]
+        line[1] += r["units"]
+        assert line[1] <= line[0], r
+        assert sum(a["units"] for a in r["locations"]) == r["units"], r
+        done = all(a == q for q, a in orders[r["order"]])
+        assert (r["state"] != "BACKORDERED") == done, r
+EOF2
+expect "waitlist: dump text" 0 "$J" dump "$WL"
+same "waitlist: dump text: one line per record" "$(wc -l <"$W/out")" "$WLAST"
+grep -qE ' FILL order=[0-9]+ line=[0-9]+ units=[0-9]+(\[[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*\])? state=' "$W/out" &&
+    ok "waitlist: dump text FILL" || bad "waitlist: dump text FILL"
+grep -qE ' PLACE .*policy=BACKORDER state=BACKORDERED.* wait_deadline=2026-' "$W/out" &&
+    ok "waitlist: dump text wait deadline" || bad "waitlist: dump text wait deadline"
+grep -qE ' PLACE .* lines=[0-9]+:[0-9]+/[0-9]+\[[0-9]+:[0-9]+' "$W/out" &&
+    ok "waitlist: dump text line locations" || bad "waitlist: dump text line locations"
+grep -qE ' SKU_SET .* location=[1-9][0-9]* priority=' "$W/out" &&
+    ok "waitlist: dump text SKU_SET location" || bad "waitlist: dump text SKU_SET location"
+expect "waitlist: dump csv" 0 "$J" dump "$WL" --format csv
+same "waitlist: dump csv: 21 columns everywhere" "$(awk -F, '{print NF}' "$W/out" | sort -u)" "21"
+grep -qE '^[0-9]+,[0-9]+,[^,]+,FILL,,[0-9]+,,[0-9]+,,,,[A-Z]+,[0-9]+,,,,,,,[0-9]+,[0-9]+:[0-9]+:[0-9]+' "$W/out" &&
+    ok "waitlist: dump csv FILL row" || bad "waitlist: dump csv FILL row"
+expect "waitlist: dump --type fill" 0 "$J" dump "$WL" --type fill
+same "waitlist: dump --type FILL: count" "$(wc -l <"$W/out")" "$NFILL"
+FORDER=$(wcount first 'r["type"] == "FILL" and r["state"] != "BACKORDERED"')
+expect "waitlist: dump --order (with its FILLs)" 0 "$J" dump "$WL" --order "$FORDER" --format jsonl
+same "waitlist: dump --order: count" "$(wc -l <"$W/out")" "$(wcount order "$FORDER")"
+has "waitlist: dump --order shows the FILL" '"type":"FILL"' "$W/out"
+HOT=$(python3 -c 'import json,sys
+c = {}
+o = {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["type"] == "PLACE": o[r["order"]] = r["lines"]
+    if r["type"] == "FILL":
+        s = o[r["order"]][r["line"]]["sku"]; c[s] = c.get(s, 0) + 1
+print(max(c, key=c.get))' "$W/wl.jsonl")
+expect "waitlist: dump --sku (FILLs of followed orders)" 0 "$J" dump "$WL" --sku "$HOT" --format jsonl
+same "waitlist: dump --sku: count" "$(wc -l <"$W/out")" "$(wcount sku "$HOT")"
+has "waitlist: dump --sku has FILLs" '"type":"FILL"' "$W/out"
+
+expect "waitlist: stats --json" 0 "$J" stats "$WL" --json
+python3 - "$W/out" "$WLAST" "$NFILL" "$(wcount sum FILL units)" \
+    "$(wcount where PLACE state BACKORDERED)" <<'EOF2' && ok "waitlist: stats --json consistent" || bad "waitlist: stats --json consistent"
+import json, sys
+s = json.load(open(sys.argv[1]))
+records, fills, units, waiting = map(int, sys.argv[2:6])
+assert s["records"] == records and sum(s["by_type"].values()) == records
+assert s["by_type"]["FILL"] == fills == s["fill"]["records"], s["fill"]
+assert s["fill"]["units"] == units, s["fill"]
+assert s["place"]["waiting"] == waiting == s["outcomes"]["BACKORDERED"], s["place"]
+assert 0 < s["fill"]["completed"] == s["outcomes"]["FILLED"] <= fills
+assert s["place"]["by_policy"]["BACKORDER"] > 0 and s["place"]["located"] > 0
+assert s["fill"]["located"] > 0
+EOF2
+same "waitlist: stats: FILLs completing orders" \
+    "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["fill"]["completed"])' <"$W/out")" \
+    "$(python3 -c 'import json,sys; print(sum(json.loads(l)["type"] == "FILL" and json.loads(l)["state"] != "BACKORDERED" for l in sys.stdin))' <"$W/wl.jsonl")"
+TOP=$(python3 -c 'import json,sys; print(" ".join(str(t["sku"]) for t in json.load(sys.stdin)["top_skus"]))' <"$W/out")
+same "waitlist: stats top SKUs count FILL units" \
+    "$(python3 -c 'import json,sys; print(" ".join("%d:%d" % (t["sku"], t["units"]) for t in json.load(sys.stdin)["top_skus"]))' <"$W/out")" \
+    "$(wcount units $TOP)"
+same "waitlist: stats sell-outs (stock over locations)" \
+    "$(python3 -c 'import json,sys; print(" ".join("%d:%d:%d" % x for x in sorted((s["sku"], s["seq"], s["times"]) for s in json.load(sys.stdin)["sold_out"])))' <"$W/out")" \
+    "$(wcount soldout)"
+expect "waitlist: stats text" 0 "$J" stats "$WL"
+has "waitlist: stats text FILL" "FILL           $NFILL:" "$W/out"
+has "waitlist: stats text outcomes" ", BACKORDERED $(wcount where PLACE state BACKORDERED), completed by FILL" "$W/out"
+
+# SKU and order state: replay against the model computed from the dump,
+# locations and waiting lines included.
+MSKUS="$HOT 1 2 3 4 5 6 7 8 9 10 $TOP"
+expect "waitlist: replay --sku" 0 "$J" replay "$WL" --json --sku ${MSKUS// /,} "${RT[@]}"
+same "waitlist: replay --sku: stock by location and waiting lines" \
+    "$(python3 -c 'import json,sys
+print(" ".join("%d:%d:%d|%d:%d|%s" % (s["sku"], s["on_hand"], s["allocated"], s["backorder_orders"], s["backorder_units"], ",".join("%d=%d/%d" % (l["location"], l["on_hand"], l["allocated"]) for l in sorted(s["locations"], key=lambda l: l["location"]))) for s in json.load(sys.stdin)["selected_skus"]))' <"$W/out")" \
+    "$(MODEL_LOCATIONS=1 wcount model $MSKUS)"
+WORDER=$(python3 -c 'import json,sys
+placed, last = {}, None
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["type"] == "PLACE": placed[r["order"]] = r["policy"]
+    if r["type"] == "FILL" and r["state"] == "BACKORDERED" and placed.get(r["order"]) == "BACKORDER": last = r["order"]
+    if r["type"] in ("CANCEL", "EXPIRE", "FULFILL") and r["order"] == last: last = None
+print(last)' "$W/wl.jsonl")
+expect "waitlist: replay --order of a waiting order" 0 "$J" replay "$WL" --order "$WORDER" "${RT[@]}"
+grep -qE "^order $WORDER: BACKORDERED .* lines " "$W/out" && ok "waitlist: replay --order: BACKORDERED" ||
+    bad "waitlist: replay --order: BACKORDERED"
+expect "waitlist: replay --order --json" 0 "$J" replay "$WL" --json --order "$WORDER" "${RT[@]}"
+python3 - "$W/out" <<'EOF2' && ok "waitlist: replay --order --json: lines and locations" || bad "waitlist: replay --order --json: lines and locations"
+import json, sys
+o = json.load(open(sys.argv[1]))["selected_orders"][0]
+assert o["found"] and o["state"] == "BACKORDERED" and o["policy"] == "BACKORDER", o
+assert any(l["allocated"] < l["qty"] for l in o["lines"]), o
+for l in o["lines"]:
+    assert sum(a["units"] for a in l["locations"]) == l["allocated"], o
+EOF2
+
+# A FILL whose units are moved to a location the SKU lacks: well-formed, so
+# verify passes; replay must refuse it.
+RSEQ=$(wcount first 'r["type"] == "FILL" and r["locations"][0]["location"] != 0 and r["seq"] > 55000' seq)
+read -r RF RO _ < <("$G" locate "$WL" "$RSEQ")
+rm -rf "$WC"; cp -r "$WL" "$WC"
+"$G" relocate "$WC/$RF" "$RO" 4242 || bad "jgen relocate"
+expect "moved FILL: verify sees a well-formed journal" 0 "$J" verify "$WC"
+expect "moved FILL: replay stops" 1 "$J" replay "$WC" --no-snapshot "${RT[@]}"
+has "moved FILL: replay names the record" "replay stopped at seq $RSEQ: $RF offset $RO: seq $RSEQ:" "$W/out"
+PSEQ=$(wcount first 'r["type"] == "PLACE" and any(a["location"] != 0 for l in r["lines"] for a in l["locations"]) and r["seq"] > 55000' seq)
+read -r RF RO _ < <("$G" locate "$WL" "$PSEQ")
+rm -rf "$WC"; cp -r "$WL" "$WC"
+"$G" relocate "$WC/$RF" "$RO" 4242 || bad "jgen relocate"
+expect "moved PLACE allocation: replay stops" 1 "$J" replay "$WC" --no-snapshot "${RT[@]}"
+has "moved PLACE allocation: replay names the record" "replay stopped at seq $PSEQ:" "$W/out"
+rm -rf "$WC"
 
 # ---- usage and help ------------------------------------------------------------------------------
 for c in verify dump replay stats truncate; do
