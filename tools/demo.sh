@@ -2,7 +2,8 @@
 # The main job, from a fresh Debian 12 machine: set up and build, start
 # allotd on a temporary data dir and a free port, run a ten-second flash
 # sale against it with allot-bench (progress line each second), print the
-# report and its correctness verdict, audit the journal, and stop the
+# report and its correctness verdict, walk a waitlist through the CLI with
+# `allot watch` printing the events, audit the journal, and stop the
 # server cleanly. The server never outlives the script.
 #
 # usage: tools/demo.sh [SECONDS]      (default 10)
@@ -64,6 +65,39 @@ echo "   30% abandoned to expire), ${seconds} s measured after 1 s of warm-up"
 status=0
 "$bin/allot-bench" run --port "$port" --scenario flash --duration "$seconds" \
     --hot 100 --hot-stock 10000 --skus 100000 || status=$?
+
+# A waitlist, step by step through the CLI: stock in two warehouses, an
+# order split across them, a sell-out, two backorders in a queue, and the
+# restocks that fill them first come, first served. `allot watch` prints
+# the events the server streams meanwhile.
+if [ -x "$bin/allot" ]; then
+    echo "== waitlist: a scripted sale through allot, allot watch listening"
+    cli=("$bin/allot" --port "$port")
+    "${cli[@]}" watch --sku demo-sneaker >"$dir/events.txt" 2>&1 &
+    watch_pid=$!
+    sleep 0.3
+    run() {
+        echo "\$ allot $*"
+        "${cli[@]}" "$@" | sed 's/^/    /' || status=1
+    }
+    run sku set demo-sneaker --on-hand 2 --location 1 --priority 10 --reorder-point 1
+    run sku set demo-sneaker --on-hand 1 --location 2 --priority 5 --reorder-point 1
+    run place 1 --customer 1 demo-sneaker:3
+    run order 1
+    run place 2 --customer 2 --policy backorder demo-sneaker:1
+    run place 3 --customer 3 --policy backorder --hold-ms 600000 demo-sneaker:2
+    run order 3
+    run restock demo-sneaker 2 --location 2
+    run order 2
+    run restock demo-sneaker 1 --location 1
+    run order 3
+    run sku demo-sneaker
+    sleep 0.3
+    kill -TERM "$watch_pid" 2>/dev/null || true
+    wait "$watch_pid" || status=1
+    echo "== what allot watch printed"
+    sed 's/^/    /' "$dir/events.txt"
+fi
 
 echo "== stopping allotd (SIGTERM)"
 if stop_server; then

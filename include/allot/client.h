@@ -10,6 +10,10 @@
  *     with allot_batch_t, allot_submit() many of them without waiting, then
  *     collect the answers with allot_poll() or allot_wait().
  *
+ * A handle may also subscribe to the server's live events (allot_subscribe())
+ * and read them as they arrive (allot_events_poll(), allot_events_wait())
+ * while it goes on sending requests of either kind.
+ *
  * Conventions
  *
  *   Every function that can fail returns 0 (or a count) on success and a
@@ -181,20 +185,35 @@ bool allot_outcome_unknown(int err);
 
 /* ---- results ----------------------------------------------------------- */
 
+/* One location of a SKU's stock, as SKU_GET reports it. */
+typedef struct allot_sku_location {
+    uint16_t location;         /* the location id; 0 is the default one */
+    uint16_t priority;         /* higher is allocated from first */
+    uint64_t on_hand;
+    uint64_t allocated;
+    uint64_t available;        /* on_hand - allocated (0 if the server ever
+                                  reported allocated > on_hand) */
+} allot_sku_location_t;
+
 /* The answer to SKU_SET, RESTOCK, ADJUST and SKU_GET. Counters are those
- * after the operation; with a result other than ALLOT_OK they are whatever
- * the server reported (zero for an unknown SKU). */
+ * after the operation, summed over the SKU's locations; with a result other
+ * than ALLOT_OK they are whatever the server reported (zero for an unknown
+ * SKU). */
 typedef struct allot_sku_result {
     uint64_t sku;
     uint64_t on_hand;
     uint64_t allocated;
     uint64_t available;        /* on_hand - allocated (0 if the server's
                                   answer ever had allocated > on_hand) */
-    uint64_t backorder_units;
+    uint64_t backorder_units;  /* units waiting in the SKU's backorder queue */
     uint32_t limit;            /* per customer, 0 = none */
     uint32_t reorder_point;
-    uint32_t backorder_orders;
+    uint32_t backorder_orders; /* orders in that queue (its depth) */
     uint8_t result;            /* enum allot_result */
+    uint8_t location_count;    /* locations[] entries: only a SKU_GET
+                                  answered OK has any (at least one) */
+    allot_sku_location_t locations[ALLOT_LOCATIONS_MAX]; /* highest
+                                  priority first, then lower id */
 } allot_sku_result_t;
 
 /* The answer to PLACE, CONFIRM, EXTEND, CANCEL and FULFILL. */
@@ -208,10 +227,23 @@ typedef struct allot_order_result {
     uint32_t allocated[ALLOT_LINES_MAX]; /* per request line, in order */
 } allot_order_result_t;
 
+/* Where some of an order line's allocated units sit. */
+typedef struct allot_line_location {
+    uint16_t location;
+    uint32_t units;
+} allot_line_location_t;
+
 typedef struct allot_order_line {
     uint64_t sku;
     uint32_t requested;
-    uint32_t allocated;
+    uint32_t allocated;        /* held now; requested - allocated waits when
+                                  queue_place is not 0 */
+    uint32_t queue_place;      /* 0 = not waiting; 1 = first in the SKU's
+                                  backorder queue, 2 = second, ... */
+    uint8_t location_count;    /* locations[] entries */
+    allot_line_location_t locations[ALLOT_LOCATIONS_MAX]; /* the allocated
+                                  units by location, as the server lists
+                                  them */
 } allot_order_line_t;
 
 /* The answer to ORDER_GET. For an unknown order result is
@@ -220,11 +252,13 @@ typedef struct allot_order_info {
     uint64_t order;
     uint64_t customer;
     uint64_t placed_ms;
-    uint64_t deadline_ms;      /* 0 = none */
+    uint64_t deadline_ms;      /* hold deadline; for a BACKORDERED order the
+                                  end of its maximum wait; 0 = none */
     uint8_t result;
     uint8_t state;
     uint8_t policy;            /* enum allot_policy */
     uint8_t line_count;
+    uint8_t flags;             /* ALLOT_ORDER_FLAG_* */
     allot_order_line_t lines[ALLOT_LINES_MAX];
 } allot_order_info_t;
 
@@ -234,16 +268,64 @@ typedef struct allot_line {
     uint32_t qty;
 } allot_line_t;
 
-/* A PLACE request. lines is read during the call only. */
+/* A PLACE request. lines is read during the call only. Fields left zero
+ * (as designated initializers leave them) are the defaults. */
 typedef struct allot_order_spec {
     uint64_t order;            /* client-chosen id, the idempotency key */
     uint64_t customer;
-    uint32_t hold_ms;          /* 0 = CONFIRMED at once */
-    uint32_t max_wait_ms;      /* BACKORDER only, 0 = none */
-    uint8_t policy;            /* enum allot_policy */
+    uint32_t hold_ms;          /* 0 = CONFIRMED at once (for BACKORDER: once
+                                  complete) */
+    uint32_t max_wait_ms;      /* BACKORDER only: the order expires when it
+                                  is still waiting after this long; 0 = it
+                                  waits for ever. Not 0 with another policy
+                                  is INVALID_ARGUMENT */
+    uint8_t policy;            /* enum allot_policy: ALL_OR_NOTHING, PARTIAL
+                                  or BACKORDER (each line takes what is
+                                  available, the rest waits in the SKU's
+                                  FIFO queue; state BACKORDERED) */
+    uint16_t flags;            /* ALLOT_PLACE_FLAG_*: SINGLE_LOCATION never
+                                  splits a line across locations (not with
+                                  BACKORDER: INVALID_ARGUMENT) */
     const allot_line_t *lines;
     uint32_t line_count;       /* 1 .. server's lines_max */
 } allot_order_spec_t;
+
+/* ---- events ------------------------------------------------------------ */
+
+/* One event of a subscription (see allot_subscribe()). Which fields mean
+ * something depends on the type (enum allot_event in protocol.h):
+ *   HOLD_EXPIRED      sku, order, value = units released, state EXPIRED
+ *   BACKORDER_FILLED  sku, order, value = units filled, state after
+ *   REORDER_POINT     sku, value = available (fell to the reorder point)
+ *   SOLD_OUT          sku, value = 0
+ *   RESTOCKED         sku, location, value = units added
+ *   LOST              seq = the first event this handle did not get; no
+ *                     event follows it (see allot_events_poll())
+ * A type this header does not know is handed back as it came. */
+typedef struct allot_event_record {
+    uint64_t seq;              /* journal sequence number of its cause */
+    uint64_t time_ms;          /* ms since epoch */
+    uint64_t sku;
+    uint64_t order;
+    uint64_t value;
+    uint8_t type;              /* enum allot_event */
+    uint8_t state;             /* enum allot_state, or 0 */
+    uint16_t location;
+} allot_event_t;
+
+/* The bit of an event type in allot_subscribe()'s types mask. */
+#define ALLOT_EVENT_BIT(type) (UINT32_C(1) << (type))
+
+/* Events a handle keeps unread (see allot_events_poll()). */
+#define ALLOT_EVENT_QUEUE_MAX 4096u
+
+/* The answer to SUBSCRIBE. */
+typedef struct allot_subscription {
+    uint64_t start_seq;        /* events with seq >= start_seq follow */
+    uint64_t oldest_seq;       /* the oldest seq the server can still send */
+    uint8_t result;            /* OK, TOO_OLD (from_seq < oldest_seq),
+                                  INVALID_STATE, INVALID_ARGUMENT */
+} allot_subscription_t;
 
 /* ---- synchronous calls ------------------------------------------------- */
 /*
@@ -265,14 +347,34 @@ typedef struct allot_order_spec {
  * says why.
  */
 
+/* Stock sits in up to ALLOT_LOCATIONS_MAX locations per SKU (u16 ids,
+ * each with a u16 priority; location 0 with priority 0 is the default).
+ * The calls without _at act on location 0 (allot_sku_set() sets its
+ * priority to 0).
+ *
+ * SKU_SET sets the location's absolute on_hand and priority, and the SKU's
+ * limit and reorder point (SKU-wide); it creates the SKU and the location
+ * if new. A ninth location is CAPACITY; on_hand below what that location
+ * has allocated is INSUFFICIENT_STOCK. */
 int allot_sku_set(allot_conn_t *c, uint64_t sku, uint64_t on_hand,
                   uint32_t limit, uint32_t reorder_point,
                   allot_sku_result_t *out);
+int allot_sku_set_at(allot_conn_t *c, uint64_t sku, uint16_t location,
+                     uint16_t priority, uint64_t on_hand, uint32_t limit,
+                     uint32_t reorder_point, allot_sku_result_t *out);
+/* The location's on_hand += qty (the location is created, priority 0, if
+ * new); the units go to the SKU's backorder queue first, oldest first. */
 int allot_restock(allot_conn_t *c, uint64_t sku, uint64_t qty,
                   allot_sku_result_t *out);
-/* on_hand += delta; a decrease below what is allocated is refused. */
+int allot_restock_at(allot_conn_t *c, uint64_t sku, uint16_t location,
+                     uint64_t qty, allot_sku_result_t *out);
+/* The location's on_hand += delta; a decrease below what is available
+ * there is refused (INSUFFICIENT_STOCK). */
 int allot_adjust(allot_conn_t *c, uint64_t sku, int64_t delta,
                  allot_sku_result_t *out);
+int allot_adjust_at(allot_conn_t *c, uint64_t sku, uint16_t location,
+                    int64_t delta, allot_sku_result_t *out);
+/* Totals, the backorder queue and every location (out->locations). */
 int allot_sku_get(allot_conn_t *c, uint64_t sku, allot_sku_result_t *out);
 
 int allot_place(allot_conn_t *c, const allot_order_spec_t *order,
@@ -284,6 +386,8 @@ int allot_fulfill(allot_conn_t *c, uint64_t order, allot_order_result_t *out);
  * effective deadline is out->deadline_ms. */
 int allot_extend(allot_conn_t *c, uint64_t order, uint32_t ms,
                  allot_order_result_t *out);
+/* The order, its flags, and per line its queue place and the locations
+ * its allocated units sit in. */
 int allot_order_get(allot_conn_t *c, uint64_t order, allot_order_info_t *out);
 
 /* Copies min(cap, n) stat values into values[] in enum allot_stat order
@@ -291,6 +395,65 @@ int allot_order_get(allot_conn_t *c, uint64_t order, allot_order_info_t *out);
  * than this header, or fewer if older). values may be NULL when cap is 0.
  * Returns as the calls above. */
 int allot_stats(allot_conn_t *c, uint64_t *values, size_t cap, size_t *count);
+
+/* ---- subscriptions ----------------------------------------------------- */
+/*
+ * allot_subscribe() asks the server for its events: from_seq is the first
+ * one wanted (0 = from now on; a subscriber that reconnects passes the seq
+ * after the last one it saw), sku keeps one SKU's events only (0 = all),
+ * types is a mask of ALLOT_EVENT_BIT(type) (0 = all). It is a synchronous
+ * call (returns as those above, -EBUSY included) that also allocates the
+ * handle's event queue; besides it returns
+ *   -EALREADY  the handle has subscribed already (one subscription per
+ *              connection; after a LOST, connect again)
+ *   -ENOMEM
+ * The server's verdict is out->result: with TOO_OLD nothing follows and
+ * out->oldest_seq says where the server's memory begins. With OK, events
+ * with seq >= out->start_seq arrive as the server makes them durable, in
+ * seq order, and the handle keeps working for requests of any kind.
+ *
+ * Events are read off the socket by every call that reads (the collecting
+ * and synchronous calls too) and wait in the handle's queue of
+ * ALLOT_EVENT_QUEUE_MAX until handed back. Should it fill, the handle drops
+ * what does not fit and queues an ALLOT_EVENT_LOST event with the seq of
+ * the first dropped one (and drops the queued events of that seq too), as
+ * the server does for a subscriber that falls behind (it sends LOST, then
+ * closes the connection). After a LOST no event follows on this handle:
+ * connect again and subscribe from that seq, which then delivers every
+ * event not handed back, exactly once. Otherwise a subscriber that
+ * reconnects resumes from the last seq it got + 1 (the events of one seq
+ * always arrive together).
+ */
+int allot_subscribe(allot_conn_t *c, uint64_t from_seq, uint64_t sku,
+                    uint32_t types, allot_subscription_t *out);
+
+/* Hands back up to max queued events, oldest first, without blocking (it
+ * reads what has arrived, and writes what is queued, first). Returns the
+ * number handed back, 0 when there is none yet, or:
+ *   -ENOENT    no subscription: allot_subscribe() was not answered OK
+ *   -EPIPE     the subscription has ended: its LOST event was handed back
+ *   -ENOTCONN  the handle is broken (the server closed the connection, ...)
+ *              and every event it had was handed back; allot_last_error()
+ *              says why
+ *   -EINVAL    c NULL, or out NULL with max > 0
+ * It hands back no completions: answers to pipelined requests stay for
+ * allot_poll()/allot_wait(), and events are not delayed by them (unless
+ * uncollected answers fill the whole read buffer). Like allot_poll(), it
+ * ends the lifetime of the completion bodies handed back before it. */
+int allot_events_poll(allot_conn_t *c, allot_event_t *out, size_t max);
+
+/* As allot_events_poll(), but waits up to timeout_ms (< 0: without limit)
+ * for the first event. Returns 0 when none came in time, or at once when a
+ * signal interrupted the wait (so that a caller can look at a flag its
+ * handler set). While requests are in flight it breaks the handle when
+ * they time out, as the other waiting calls do. */
+int allot_events_wait(allot_conn_t *c, allot_event_t *out, size_t max,
+                      int timeout_ms);
+
+/* Events queued and not yet handed back. Any call that reads may queue
+ * some: check after allot_poll() and the synchronous calls, since poll(2)
+ * on allot_conn_fd() does not see events already read. */
+size_t allot_events_pending(const allot_conn_t *c);
 
 /* ---- batches ----------------------------------------------------------- */
 /*
@@ -304,7 +467,8 @@ int allot_stats(allot_conn_t *c, uint64_t *values, size_t cap, size_t *count);
 /* Allocates an empty batch of opcode. Its limits are those of c when c is
  * an open handle (the server's limits, and c's buffers: the frame and the
  * largest answer it could get each fit one), else the protocol's
- * (ALLOT_BATCH_MAX elements, 128 for ORDER_GET, ALLOT_FRAME_MAX bytes,
+ * (ALLOT_BATCH_MAX elements, ALLOT_ORDER_GET_BATCH_MAX for ORDER_GET and
+ * ALLOT_SKU_GET_BATCH_MAX for SKU_GET, ALLOT_FRAME_MAX bytes,
  * ALLOT_LINES_MAX lines). Returns 0, -EINVAL for an opcode that cannot be
  * batched, or -ENOMEM. */
 int allot_batch_new(allot_batch_t **out, uint16_t opcode, const allot_conn_t *c);
@@ -331,8 +495,15 @@ const uint8_t *allot_batch_frame(const allot_batch_t *b, size_t *len);
  * submit the batch and start a new one. Nothing is appended on failure. */
 int allot_batch_add_sku_set(allot_batch_t *b, uint64_t sku, uint64_t on_hand,
                             uint32_t limit, uint32_t reorder_point);
+int allot_batch_add_sku_set_at(allot_batch_t *b, uint64_t sku, uint16_t location,
+                               uint16_t priority, uint64_t on_hand,
+                               uint32_t limit, uint32_t reorder_point);
 int allot_batch_add_restock(allot_batch_t *b, uint64_t sku, uint64_t qty);
+int allot_batch_add_restock_at(allot_batch_t *b, uint64_t sku,
+                               uint16_t location, uint64_t qty);
 int allot_batch_add_adjust(allot_batch_t *b, uint64_t sku, int64_t delta);
+int allot_batch_add_adjust_at(allot_batch_t *b, uint64_t sku,
+                              uint16_t location, int64_t delta);
 int allot_batch_add_sku_get(allot_batch_t *b, uint64_t sku);
 int allot_batch_add_place(allot_batch_t *b, const allot_order_spec_t *order);
 int allot_batch_add_confirm(allot_batch_t *b, uint64_t order);
@@ -387,15 +558,18 @@ typedef struct allot_completion {
  * completions without blocking. Completions come in the order the answers
  * arrive; when the handle breaks, every frame still in flight is handed
  * back failed, in request id order. body points into the handle: valid
- * until the next allot_poll(), allot_wait(), synchronous call or
- * allot_conn_close() on c. Returns the number of completions (0: nothing
- * yet), or -ENOTCONN when the handle is broken and nothing is left to hand
- * back (allot_last_error() says why), or -EINVAL. */
+ * until the next allot_poll(), allot_wait(), allot_events_poll(),
+ * allot_events_wait(), synchronous call or allot_conn_close() on c.
+ * Returns the number of completions (0: nothing yet), or -ENOTCONN when
+ * the handle is broken and nothing is left to hand back
+ * (allot_last_error() says why), or -EINVAL. */
 int allot_poll(allot_conn_t *c, allot_completion_t *out, size_t max);
 
 /* As allot_poll(), but blocks until at least one completion is ready or
  * timeout_ms passes (then returns 0); timeout_ms < 0 waits without limit
- * (still bounded by the request timeout while anything is in flight). */
+ * (still bounded by the request timeout while anything is in flight). On a
+ * subscribed handle it also returns 0 as soon as new events are queued
+ * (see allot_events_pending()). */
 int allot_wait(allot_conn_t *c, allot_completion_t *out, size_t max,
                int timeout_ms);
 
@@ -411,8 +585,9 @@ typedef struct allot_reader {
 
 void allot_reader_init(allot_reader_t *r, const allot_completion_t *cmp);
 
-/* Each returns 1 and fills *out, 0 when no element is left, or -EINVAL
- * when the completion's opcode has another answer type:
+/* Each returns 1 and fills *out (array entries past their count are not
+ * written), 0 when no element is left, or -EINVAL when the
+ * completion's opcode has another answer type:
  *   allot_read_sku         SKU_SET, RESTOCK, ADJUST, SKU_GET
  *   allot_read_order       PLACE, CONFIRM, EXTEND, CANCEL, FULFILL
  *   allot_read_order_info  ORDER_GET */

@@ -5,6 +5,7 @@
  * leading spaces, a sign on unsigned input ("-1" becomes 2^64 - 1) and hex:
  * each of those would turn a typo into a real SKU or quantity.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,18 @@ int cli_parse_u32(const char *s, uint32_t *out)
     if (v > UINT32_MAX)
         return -ERANGE;
     *out = (uint32_t)v;
+    return 0;
+}
+
+int cli_parse_u16(const char *s, uint16_t *out)
+{
+    uint64_t v;
+    int rc = cli_parse_u64(s, &v);
+    if (rc != 0)
+        return rc;
+    if (v > UINT16_MAX)
+        return -ERANGE;
+    *out = (uint16_t)v;
     return 0;
 }
 
@@ -133,6 +146,51 @@ int cli_parse_policy(const char *s, uint8_t *out)
     return 0;
 }
 
+static const char *const event_type_names[] = {
+    [ALLOT_EVENT_HOLD_EXPIRED] = "hold_expired",
+    [ALLOT_EVENT_BACKORDER_FILLED] = "backorder_filled",
+    [ALLOT_EVENT_REORDER_POINT] = "reorder_point",
+    [ALLOT_EVENT_SOLD_OUT] = "sold_out",
+    [ALLOT_EVENT_RESTOCKED] = "restocked",
+};
+
+/* The type named by s[0..len), or 0. '-' matches '_'. */
+static unsigned event_type(const char *s, size_t len)
+{
+    for (unsigned t = 1; t < sizeof(event_type_names) / sizeof(event_type_names[0]); t++) {
+        const char *n = event_type_names[t];
+        if (strlen(n) != len)
+            continue;
+        size_t i = 0;
+        while (i < len && (tolower((unsigned char)s[i]) == n[i] ||
+                           (s[i] == '-' && n[i] == '_')))
+            i++;
+        if (i == len)
+            return t;
+    }
+    return 0;
+}
+
+int cli_parse_event_types(const char *s, uint32_t *mask)
+{
+    if (s == NULL)
+        return -EINVAL;
+    uint32_t m = 0;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
+        unsigned t = event_type(s, len);
+        if (t == 0)
+            return -EINVAL;
+        m |= ALLOT_EVENT_BIT(t);
+        if (comma == NULL)
+            break;
+        s = comma + 1;
+    }
+    *mask |= m;
+    return 0;
+}
+
 bool cli_is_negative_number(const char *s)
 {
     return s != NULL && s[0] == '-' && s[1] >= '0' && s[1] <= '9';
@@ -179,15 +237,20 @@ static int take_option(int argc, char *const *argv, int *i,
         out->value[k] = "";
         return 0;
     }
-    if (eq != NULL) {
-        out->value[k] = eq + 1;
-        return 0;
-    }
-    if (*i + 1 >= argc) {
+    if (eq == NULL && *i + 1 >= argc) {
         snprintf(err, err_len, "option '--%s' needs a value", spec[k].name);
         return -EINVAL;
     }
-    out->value[k] = argv[++*i];
+    out->value[k] = eq != NULL ? eq + 1 : argv[++*i];
+    if (!spec[k].repeat)
+        return 0;
+    if (out->nrep >= CLI_REPEAT_MAX) {
+        snprintf(err, err_len, "too many '--%s' options (at most %u)",
+                 spec[k].name, CLI_REPEAT_MAX);
+        return -EINVAL;
+    }
+    out->rep[out->nrep] = out->value[k];
+    out->rep_opt[out->nrep++] = (unsigned)k;
     return 0;
 }
 

@@ -14,12 +14,14 @@
 
 #define CLI_OPTS_MAX 16u  /* options one command accepts, globals included */
 #define CLI_POS_MAX 128u  /* positional arguments (PLACE lines and more) */
+#define CLI_REPEAT_MAX 16u /* values of repeatable options, all together */
 #define CLI_CSV_LINE_MAX 4096u /* bytes of one CSV line, newline included */
 
 /* Unsigned decimal: digits only, no sign, no spaces. 0, -EINVAL (not a
  * number) or -ERANGE (does not fit). */
 int cli_parse_u64(const char *s, uint64_t *out);
 int cli_parse_u32(const char *s, uint32_t *out);
+int cli_parse_u16(const char *s, uint16_t *out);
 /* Signed decimal: an optional '-' or '+', then digits. */
 int cli_parse_i64(const char *s, int64_t *out);
 
@@ -38,6 +40,13 @@ int cli_parse_line(const char *s, allot_line_t *out);
  * in any case. 0 or -EINVAL. */
 int cli_parse_policy(const char *s, uint8_t *out);
 
+/* A list of event types, comma-separated, added to *mask as
+ * ALLOT_EVENT_BIT(type): hold_expired, backorder_filled, reorder_point,
+ * sold_out, restocked, in any case, with '-' or '_' between words. LOST
+ * is not a type one subscribes to (it always comes). 0 or -EINVAL (an
+ * empty list or item, or an unknown name), *mask then unchanged. */
+int cli_parse_event_types(const char *s, uint32_t *mask);
+
 /* True for "-5", "-0": arguments that start like an option but are
  * negative numbers, so `adjust 7 -5` works. */
 bool cli_is_negative_number(const char *s);
@@ -47,6 +56,7 @@ bool cli_is_negative_number(const char *s);
 typedef struct cli_optspec {
     const char *name; /* long name without "--" */
     bool takes_value;
+    bool repeat;      /* every value is kept (in rep[]), not just the last */
 } cli_optspec_t;
 
 typedef struct cli_args {
@@ -54,6 +64,10 @@ typedef struct cli_args {
                                         value, or "" for a flag given */
     const char *pos[CLI_POS_MAX];
     unsigned npos;
+    const char *rep[CLI_REPEAT_MAX]; /* values of repeatable options, in
+                                        order, with their spec index */
+    unsigned rep_opt[CLI_REPEAT_MAX];
+    unsigned nrep;
     bool help;                       /* -h or --help seen */
 } cli_args_t;
 
@@ -61,9 +75,10 @@ typedef struct cli_args {
  * "--name value", "--name=value", "-h"/"--help", and "--" to end options;
  * negative numbers are positionals. With stop_at_positional it stops at the
  * first positional and sets *used to its index (argc when none); else it
- * takes everything and *used = argc. A repeated option keeps its last value.
- * Returns 0, or -EINVAL with a message in err: an unknown option, a missing
- * value, a value given to a flag, too many options or positionals. */
+ * takes everything and *used = argc. A repeated option keeps its last value
+ * in value[]; a repeatable one also lists each value in rep[]. Returns 0,
+ * or -EINVAL with a message in err: an unknown option, a missing value, a
+ * value given to a flag, too many options, values or positionals. */
 int cli_split(int argc, char *const *argv, const cli_optspec_t *spec,
               size_t nspec, bool stop_at_positional, cli_args_t *out,
               int *used, char *err, size_t err_len);

@@ -14,11 +14,11 @@
 
 enum { G_HOST, G_PORT, G_TOKEN_FILE, G_TIMEOUT_MS, G_JSON, G_COUNT };
 static const cli_optspec_t global_opts[G_COUNT] = {
-    [G_HOST] = {"host", true},
-    [G_PORT] = {"port", true},
-    [G_TOKEN_FILE] = {"token-file", true},
-    [G_TIMEOUT_MS] = {"timeout-ms", true},
-    [G_JSON] = {"json", false},
+    [G_HOST] = {"host", true, false},
+    [G_PORT] = {"port", true, false},
+    [G_TOKEN_FILE] = {"token-file", true, false},
+    [G_TIMEOUT_MS] = {"timeout-ms", true, false},
+    [G_JSON] = {"json", false, false},
 };
 
 static const char global_help[] =
@@ -49,7 +49,8 @@ static const char global_help_tail[] =
     "Exit status: 0 OK; 1 the server answered with a result other than OK\n"
     "(its name is printed); 2 usage error; 3 connection or protocol failure\n"
     "(after a failure the outcome of a mutation may be unknown: repeating it\n"
-    "with the same order id is safe).\n";
+    "with the same order id is safe). `allot watch --help` tells how watch\n"
+    "ends.\n";
 
 /* A long synopsis, broken at spaces before column 76. */
 static void print_wrapped(const char *s)
@@ -222,7 +223,7 @@ int main(int argc, char **argv)
         return cli_usage_error(NULL, "unknown command '%s'", cmd_argv[0]);
     ex = run_cmd(&ctx, cmd, rest - words, cmd_argv + words);
     allot_conn_close(ctx.conn);
-    if (fflush(stdout) != 0 && ex == CLI_EXIT_OK)
+    if (fflush(stdout) != 0 && ex == CLI_EXIT_OK && !ctx.stdout_closed)
         ex = CLI_EXIT_FAIL;
     return ex;
 }

@@ -26,6 +26,8 @@ typedef struct cli_ctx {
     const char *token_file;
     uint32_t timeout_ms;
     bool json;
+    bool stdout_closed; /* the reader of stdout went away: nothing more to
+                           write, and no failure (allot watch | head) */
     allot_conn_t *conn;
 } cli_ctx_t;
 
@@ -67,6 +69,11 @@ int cli_call_failed(cli_ctx_t *ctx, const char *what, int rc);
 /* import.c */
 int cli_cmd_import(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a);
 
+/* watch.c */
+enum { WATCH_SKU, WATCH_TYPE, WATCH_FROM, WATCH_NOPTS };
+extern const cli_optspec_t cli_watch_opts[WATCH_NOPTS];
+int cli_cmd_watch(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a);
+
 /* ---- output (out.c) ---------------------------------------------------- */
 
 /* A compact JSON writer for one object per command. */
@@ -100,6 +107,8 @@ int cli_print_order_result(const cli_ctx_t *ctx, const char *op,
                            const allot_order_result_t *r,
                            const allot_line_t *lines, unsigned nlines);
 int cli_print_order_info(const cli_ctx_t *ctx, const allot_order_info_t *o);
+/* One event on one line, text or JSON (not flushed). */
+void cli_print_event(const cli_ctx_t *ctx, const allot_event_t *e);
 int cli_print_stats(const cli_ctx_t *ctx, const uint64_t *v, size_t n);
 
 #endif

@@ -128,19 +128,34 @@ static int arg_u32(const cli_cmd_t *cmd, const char *what, const char *s,
     return CLI_EXIT_OK;
 }
 
+/* An optional u16 option (location, priority): *v is left as is when the
+ * option is absent. */
+static int opt_u16(const cli_cmd_t *cmd, const char *what, const char *s,
+                   uint16_t *v)
+{
+    if (s != NULL && cli_parse_u16(s, v) != 0)
+        return cli_usage_error(cmd, "%s must be a decimal number up to "
+                                    "65535, not '%s'", what, s);
+    return CLI_EXIT_OK;
+}
+
 /* ---- SKU commands ------------------------------------------------------ */
 
-enum { SKU_SET_ON_HAND, SKU_SET_LIMIT, SKU_SET_REORDER_POINT };
+enum { SKU_SET_ON_HAND, SKU_SET_LIMIT, SKU_SET_REORDER_POINT, SKU_SET_LOCATION,
+       SKU_SET_PRIORITY };
 static const cli_optspec_t sku_set_opts[] = {
-    [SKU_SET_ON_HAND] = {"on-hand", true},
-    [SKU_SET_LIMIT] = {"limit", true},
-    [SKU_SET_REORDER_POINT] = {"reorder-point", true},
+    [SKU_SET_ON_HAND] = {"on-hand", true, false},
+    [SKU_SET_LIMIT] = {"limit", true, false},
+    [SKU_SET_REORDER_POINT] = {"reorder-point", true, false},
+    [SKU_SET_LOCATION] = {"location", true, false},
+    [SKU_SET_PRIORITY] = {"priority", true, false},
 };
 
 static int run_sku_set(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a)
 {
     uint64_t sku, on_hand;
     uint32_t limit = 0, reorder_point = 0;
+    uint16_t location = 0, priority = 0;
     const char *name;
     int ex = arg_sku(cmd, a->pos[0], &sku, &name);
     if (ex != CLI_EXIT_OK)
@@ -154,29 +169,42 @@ static int run_sku_set(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a
         ex = arg_u32(cmd, "--reorder-point", a->value[SKU_SET_REORDER_POINT],
                      &reorder_point);
     if (ex == CLI_EXIT_OK)
+        ex = opt_u16(cmd, "--location", a->value[SKU_SET_LOCATION], &location);
+    if (ex == CLI_EXIT_OK)
+        ex = opt_u16(cmd, "--priority", a->value[SKU_SET_PRIORITY], &priority);
+    if (ex == CLI_EXIT_OK)
         ex = cli_connect(ctx);
     if (ex != CLI_EXIT_OK)
         return ex;
     allot_sku_result_t r;
-    int rc = allot_sku_set(ctx->conn, sku, on_hand, limit, reorder_point, &r);
+    int rc = allot_sku_set_at(ctx->conn, sku, location, priority, on_hand, limit,
+                              reorder_point, &r);
     if (rc != 0)
         return cli_call_failed(ctx, "sku set", rc);
     return cli_print_sku(ctx, &r, name);
 }
 
+enum { STOCK_LOCATION };
+static const cli_optspec_t stock_opts[] = {
+    [STOCK_LOCATION] = {"location", true, false},
+};
+
 static int run_restock(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a)
 {
     uint64_t sku, qty;
+    uint16_t location = 0;
     const char *name;
     int ex = arg_sku(cmd, a->pos[0], &sku, &name);
     if (ex == CLI_EXIT_OK)
         ex = arg_u64(cmd, "N", a->pos[1], &qty);
     if (ex == CLI_EXIT_OK)
+        ex = opt_u16(cmd, "--location", a->value[STOCK_LOCATION], &location);
+    if (ex == CLI_EXIT_OK)
         ex = cli_connect(ctx);
     if (ex != CLI_EXIT_OK)
         return ex;
     allot_sku_result_t r;
-    int rc = allot_restock(ctx->conn, sku, qty, &r);
+    int rc = allot_restock_at(ctx->conn, sku, location, qty, &r);
     if (rc != 0)
         return cli_call_failed(ctx, "restock", rc);
     return cli_print_sku(ctx, &r, name);
@@ -186,6 +214,7 @@ static int run_adjust(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a)
 {
     uint64_t sku;
     int64_t delta;
+    uint16_t location = 0;
     const char *name;
     int ex = arg_sku(cmd, a->pos[0], &sku, &name);
     if (ex != CLI_EXIT_OK)
@@ -193,11 +222,13 @@ static int run_adjust(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a)
     if (cli_parse_i64(a->pos[1], &delta) != 0)
         return cli_usage_error(cmd, "DELTA must be a signed decimal number, "
                                     "not '%s'", a->pos[1]);
-    ex = cli_connect(ctx);
+    ex = opt_u16(cmd, "--location", a->value[STOCK_LOCATION], &location);
+    if (ex == CLI_EXIT_OK)
+        ex = cli_connect(ctx);
     if (ex != CLI_EXIT_OK)
         return ex;
     allot_sku_result_t r;
-    int rc = allot_adjust(ctx->conn, sku, delta, &r);
+    int rc = allot_adjust_at(ctx->conn, sku, location, delta, &r);
     if (rc != 0)
         return cli_call_failed(ctx, "adjust", rc);
     return cli_print_sku(ctx, &r, name);
@@ -221,13 +252,34 @@ static int run_sku(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a)
 
 /* ---- order commands ---------------------------------------------------- */
 
-enum { PLACE_CUSTOMER, PLACE_POLICY, PLACE_HOLD_MS, PLACE_MAX_WAIT_MS };
+enum { PLACE_CUSTOMER, PLACE_POLICY, PLACE_HOLD_MS, PLACE_MAX_WAIT,
+       PLACE_MAX_WAIT_MS, PLACE_SINGLE_LOCATION };
 static const cli_optspec_t place_opts[] = {
-    [PLACE_CUSTOMER] = {"customer", true},
-    [PLACE_POLICY] = {"policy", true},
-    [PLACE_HOLD_MS] = {"hold-ms", true},
-    [PLACE_MAX_WAIT_MS] = {"max-wait-ms", true},
+    [PLACE_CUSTOMER] = {"customer", true, false},
+    [PLACE_POLICY] = {"policy", true, false},
+    [PLACE_HOLD_MS] = {"hold-ms", true, false},
+    [PLACE_MAX_WAIT] = {"max-wait", true, false},
+    [PLACE_MAX_WAIT_MS] = {"max-wait-ms", true, false},
+    [PLACE_SINGLE_LOCATION] = {"single-location", false, false},
 };
+
+/* --max-wait and its other spelling --max-wait-ms; they must agree. */
+static int place_max_wait(const cli_cmd_t *cmd, const cli_args_t *a,
+                          allot_order_spec_t *o)
+{
+    const char *w = a->value[PLACE_MAX_WAIT], *w_ms = a->value[PLACE_MAX_WAIT_MS];
+    if (w != NULL && w_ms != NULL && strcmp(w, w_ms) != 0)
+        return cli_usage_error(cmd, "--max-wait and --max-wait-ms disagree");
+    if (w == NULL)
+        w = w_ms;
+    if (w == NULL)
+        return CLI_EXIT_OK;
+    int ex = arg_u32(cmd, "--max-wait", w, &o->max_wait_ms);
+    if (ex == CLI_EXIT_OK && o->policy != ALLOT_POLICY_BACKORDER)
+        return cli_usage_error(cmd, "--max-wait applies to --policy backorder "
+                                    "only");
+    return ex;
+}
 
 static int place_args(const cli_cmd_t *cmd, const cli_args_t *a,
                       allot_order_spec_t *o, allot_line_t *lines)
@@ -240,15 +292,21 @@ static int place_args(const cli_cmd_t *cmd, const cli_args_t *a,
     ex = arg_u64(cmd, "--customer", a->value[PLACE_CUSTOMER], &o->customer);
     if (ex == CLI_EXIT_OK && a->value[PLACE_HOLD_MS] != NULL)
         ex = arg_u32(cmd, "--hold-ms", a->value[PLACE_HOLD_MS], &o->hold_ms);
-    if (ex == CLI_EXIT_OK && a->value[PLACE_MAX_WAIT_MS] != NULL)
-        ex = arg_u32(cmd, "--max-wait-ms", a->value[PLACE_MAX_WAIT_MS],
-                     &o->max_wait_ms);
     if (ex != CLI_EXIT_OK)
         return ex;
     if (a->value[PLACE_POLICY] != NULL &&
         cli_parse_policy(a->value[PLACE_POLICY], &o->policy) != 0)
         return cli_usage_error(cmd, "--policy is all, partial or backorder, "
                                     "not '%s'", a->value[PLACE_POLICY]);
+    ex = place_max_wait(cmd, a, o);
+    if (ex != CLI_EXIT_OK)
+        return ex;
+    if (a->value[PLACE_SINGLE_LOCATION] != NULL) {
+        if (o->policy == ALLOT_POLICY_BACKORDER)
+            return cli_usage_error(cmd, "--single-location does not go with "
+                                        "--policy backorder");
+        o->flags |= ALLOT_PLACE_FLAG_SINGLE_LOCATION;
+    }
     if (a->npos - 1 > ALLOT_LINES_MAX)
         return cli_usage_error(cmd, "at most %u lines per order", ALLOT_LINES_MAX);
     for (unsigned i = 1; i < a->npos; i++)
@@ -364,74 +422,126 @@ static int run_stats(cli_ctx_t *ctx, const cli_cmd_t *cmd, const cli_args_t *a)
 #define OPTS(o) o, sizeof(o) / sizeof(o[0])
 
 const cli_cmd_t cli_cmds[] = {
-    {"sku set", "SKU --on-hand N [--limit N] [--reorder-point N]",
+    {"sku set", "SKU --on-hand N [--limit N] [--reorder-point N] [--location L] "
+                "[--priority P]",
      "create or update a SKU",
-     "Sets a SKU's on_hand to N (an absolute count, not an addition), its\n"
-     "per-customer limit (0, the default, means none) and its reorder point\n"
-     "(default 0). Creates the SKU if it is new. Prints the SKU afterwards.\n",
+     "Sets the on_hand of one location of a SKU to N (an absolute count, not\n"
+     "an addition), that location's priority, and the SKU's per-customer\n"
+     "limit and reorder point. Creates the SKU, or the location, if new.\n"
+     "  --on-hand N        units at the location (required)\n"
+     "  --limit N          units one customer may hold, SKU-wide (default 0:\n"
+     "                     no limit)\n"
+     "  --reorder-point N  REORDER_POINT events when available falls to N,\n"
+     "                     SKU-wide (default 0: none)\n"
+     "  --location L       the location, 0 to 65535 (default 0); a SKU has at\n"
+     "                     most 8 (a ninth is CAPACITY)\n"
+     "  --priority P       the location's priority, 0 to 65535 (default 0);\n"
+     "                     orders are served from higher priorities first\n"
+     "An on_hand below what the location has allocated is refused\n"
+     "(INSUFFICIENT_STOCK). Prints the SKU's totals afterwards.\n",
      OPTS(sku_set_opts), 1, 1, run_sku_set},
-    {"restock", "SKU N", "add N units to a SKU's on_hand",
-     "on_hand += N, then the SKU's backorder queue is served, oldest first.\n"
-     "Not idempotent: running it twice adds twice.\n",
-     NULL, 0, 2, 2, run_restock},
-    {"adjust", "SKU DELTA", "correct on_hand by a signed DELTA",
-     "on_hand += DELTA, where DELTA may be negative (\"adjust 7 -5\"). A\n"
-     "decrease that would leave on_hand below the allocated units is refused.\n"
-     "Not idempotent.\n",
-     NULL, 0, 2, 2, run_adjust},
+    {"restock", "SKU N [--location L]", "add N units to a SKU's on_hand",
+     "on_hand += N at location L (default 0; created with priority 0 if\n"
+     "new). The units go to the SKU's backorder queue first, oldest order\n"
+     "first, then to available. Not idempotent: running it twice adds twice.\n"
+     "  --location L  the location, 0 to 65535 (default 0)\n",
+     OPTS(stock_opts), 2, 2, run_restock},
+    {"adjust", "SKU DELTA [--location L]", "correct on_hand by a signed DELTA",
+     "on_hand += DELTA at location L, where DELTA may be negative (\"adjust\n"
+     "7 -5\"). A decrease larger than what is available at that location is\n"
+     "refused (INSUFFICIENT_STOCK); an increase serves the backorder queue\n"
+     "first, as restock does. Not idempotent.\n"
+     "  --location L  the location, 0 to 65535 (default 0)\n",
+     OPTS(stock_opts), 2, 2, run_adjust},
     {"place", "ORDER --customer C [--policy all|partial|backorder] "
-              "[--hold-ms N] [--max-wait-ms N] SKU:QTY...",
+              "[--hold-ms N] [--max-wait MS] [--single-location] SKU:QTY...",
      "place an order",
      "Allocates order ORDER (a decimal id of your choosing: the idempotency\n"
      "key) for customer C, one SKU:QTY per line (1 to 64 lines).\n"
+     "  --customer C        the customer id (required)\n"
      "  --policy all        every line in full or nothing (default)\n"
      "  --policy partial    each line gets what is available\n"
-     "  --policy backorder  what is missing waits for restocks (servers\n"
-     "                      that do not offer it answer INVALID_ARGUMENT,\n"
-     "                      as this version of allotd does)\n"
-     "  --hold-ms N         hold for N ms awaiting payment (state HELD);\n"
-     "                      0 or absent: CONFIRMED at once\n"
-     "  --max-wait-ms N     backorder only: give up after N ms (0 = never)\n"
-     "Placing the same ORDER again with the same content is a replay: the\n"
-     "original outcome, nothing changed. Prints the result, the state, the\n"
-     "deadline and what each line got.\n",
+     "  --policy backorder  each line gets what is available now and the\n"
+     "                      rest waits in the SKU's queue, first come first\n"
+     "                      served; the order is BACKORDERED until every line\n"
+     "                      is complete, then HELD (see --hold-ms) or\n"
+     "                      CONFIRMED. Waiting units count toward the limit\n"
+     "  --hold-ms N         hold for N ms awaiting payment (state HELD; for\n"
+     "                      backorder, from when it is complete); 0 or\n"
+     "                      absent: CONFIRMED at once\n"
+     "  --max-wait MS       backorder only: the order expires, releasing what\n"
+     "                      it holds, if still waiting after MS ms (0 or\n"
+     "                      absent: it waits for ever). --max-wait-ms MS is\n"
+     "                      the same option\n"
+     "  --single-location   never split a line across locations: each line\n"
+     "                      comes from one location (not with backorder)\n"
+     "Lines are served from the SKU's highest-priority location that can\n"
+     "fill them whole, else split across locations by priority. Placing the\n"
+     "same ORDER again with the same content is a replay: the original\n"
+     "outcome, nothing changed. Prints the result, the state, the deadline\n"
+     "and what each line got (and how much waits, for backorder).\n",
      OPTS(place_opts), 2, 1 + ALLOT_LINES_MAX, run_place},
     {"confirm", "ORDER", "confirm a HELD order (payment captured)",
      "HELD -> CONFIRMED; a CONFIRMED order never expires. Repeating it on a\n"
-     "CONFIRMED order is a replay.\n",
+     "CONFIRMED order is a replay. A BACKORDERED order stays BACKORDERED,\n"
+     "confirmed in advance: it becomes CONFIRMED, not HELD, once complete.\n",
      NULL, 0, 1, 1, run_confirm},
     {"cancel", "ORDER", "cancel an order and release its units",
-     "HELD, CONFIRMED or BACKORDERED -> CANCELLED. Repeating it is a replay.\n",
+     "HELD, CONFIRMED or BACKORDERED -> CANCELLED; a BACKORDERED order also\n"
+     "leaves every queue. Repeating it is a replay.\n",
      NULL, 0, 1, 1, run_cancel},
     {"fulfill", "ORDER", "ship a CONFIRMED order",
-     "CONFIRMED -> FULFILLED: the units leave on_hand and allocated.\n"
-     "Repeating it is a replay.\n",
+     "CONFIRMED -> FULFILLED: the units leave on_hand and allocated at the\n"
+     "locations they were allocated from. Repeating it is a replay.\n",
      NULL, 0, 1, 1, run_fulfill},
     {"extend", "ORDER MS", "extend a HELD order's hold",
      "The hold deadline becomes now + MS, clamped by the server's hold\n"
-     "maximum counted from placement. Prints the effective deadline.\n",
+     "maximum counted from placement. Prints the effective deadline. An\n"
+     "order that is not HELD answers INVALID_STATE.\n",
      NULL, 0, 2, 2, run_extend},
     {"order", "ORDER", "show an order",
-     "Prints the order's customer, state, policy, placement time, deadline\n"
-     "and per-line requested and allocated quantities.\n",
+     "Prints the order's customer, state, policy, flags, placement time,\n"
+     "deadline (for a BACKORDERED order: when its maximum wait ends) and per\n"
+     "line the requested and allocated quantities, the place in the SKU's\n"
+     "backorder queue of a line that waits, and how many of its units sit at\n"
+     "which location.\n",
      NULL, 0, 1, 1, run_order},
     {"sku", "SKU", "show a SKU",
      "Prints on_hand, allocated, available, the per-customer limit, the\n"
-     "reorder point and the backorder queue (orders and units).\n",
+     "reorder point, the backorder queue (orders waiting and units they\n"
+     "wait for) and each location with its priority and stock, highest\n"
+     "priority first.\n",
      NULL, 0, 1, 1, run_sku},
+    {"watch", "[--sku SKU] [--type T]... [--from SEQ]", "print events as they happen",
+     "Subscribes to the server's events and prints each as it arrives, one\n"
+     "per line, flushed at once: ISO time, seq, type, sku, order, value,\n"
+     "state, location (with --json: one object per line).\n"
+     "  --sku SKU   only this SKU's events (a decimal id, or text hashed\n"
+     "              with XXH3-64; '#' forces hashing)\n"
+     "  --type T    only events of type T, one of hold_expired,\n"
+     "              backorder_filled, reorder_point, sold_out, restocked;\n"
+     "              repeat it, or give a comma-separated list (default: all)\n"
+     "  --from SEQ  start at journal sequence number SEQ, replaying what the\n"
+     "              server still keeps (default 0: from now on)\n"
+     "Runs until interrupted. Exit status 0 on SIGINT, SIGTERM or when the\n"
+     "reader of its output goes away; 1 when the server no longer keeps\n"
+     "events from SEQ (TOO_OLD; it says which is the oldest); 3 when the\n"
+     "server drops the subscriber for falling behind (LOST) or the\n"
+     "connection ends, saying which --from resumes without a gap.\n",
+     cli_watch_opts, WATCH_NOPTS, 0, 0, cli_cmd_watch},
     {"stats", "", "show the server's counters",
      "Prints the state digest, journal sequence numbers, table sizes,\n"
      "connections, and operations by opcode and result (non-zero only).\n",
      NULL, 0, 0, 0, run_stats},
     {"import", "FILE.csv", "load SKUs from a CSV file",
      "Each row is sku,on_hand[,limit[,reorder_point]] and becomes a SKU_SET\n"
-     "(absolute values; empty limit or reorder_point = 0). A first line such\n"
-     "as \"sku,on_hand,limit,reorder_point\" is skipped as a header; blank\n"
-     "lines are skipped; fields may be double-quoted. FILE '-' reads stdin.\n"
-     "Rows go out in batches of up to 1024. Bad rows and rows the server\n"
-     "refused are reported on stderr with their line numbers, then a summary:\n"
-     "rows read, ok, failed by result, bad. Exit status 1 when any row\n"
-     "failed or was bad.\n",
+     "of location 0 (absolute values; empty limit or reorder_point = 0). A\n"
+     "first line such as \"sku,on_hand,limit,reorder_point\" is skipped as a\n"
+     "header; blank lines are skipped; fields may be double-quoted. FILE '-'\n"
+     "reads stdin. Rows go out in batches of up to 1024. Bad rows and rows\n"
+     "the server refused are reported on stderr with their line numbers,\n"
+     "then a summary: rows read, ok, failed by result, bad. Exit status 1\n"
+     "when any row failed or was bad.\n",
      NULL, 0, 1, 1, cli_cmd_import},
 };
 

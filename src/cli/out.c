@@ -127,6 +127,18 @@ static void sku_json(const allot_sku_result_t *r)
     json_u64(&j, "reorder_point", r->reorder_point);
     json_u64(&j, "backorder_orders", r->backorder_orders);
     json_u64(&j, "backorder_units", r->backorder_units);
+    json_arr(&j, "locations");
+    for (unsigned i = 0; i < r->location_count; i++) {
+        const allot_sku_location_t *l = &r->locations[i];
+        json_obj(&j, NULL);
+        json_u64(&j, "location", l->location);
+        json_u64(&j, "priority", l->priority);
+        json_u64(&j, "on_hand", l->on_hand);
+        json_u64(&j, "allocated", l->allocated);
+        json_u64(&j, "available", l->available);
+        json_end_obj(&j);
+    }
+    json_end_arr(&j);
     json_close(&j);
 }
 
@@ -153,6 +165,12 @@ int cli_print_sku(const cli_ctx_t *ctx, const allot_sku_result_t *r,
     printf("  reorder_point     %" PRIu32 "\n", r->reorder_point);
     printf("  backorder_orders  %" PRIu32 "\n", r->backorder_orders);
     printf("  backorder_units   %" PRIu64 "\n", r->backorder_units);
+    for (unsigned i = 0; i < r->location_count; i++) {
+        const allot_sku_location_t *l = &r->locations[i];
+        printf("  location %" PRIu16 ": priority %" PRIu16 ", on_hand %" PRIu64
+               ", allocated %" PRIu64 ", available %" PRIu64 "\n",
+               l->location, l->priority, l->on_hand, l->allocated, l->available);
+    }
     return exit_for(r->result);
 }
 
@@ -197,14 +215,20 @@ int cli_print_order_result(const cli_ctx_t *ctx, const char *op,
         return exit_for(r->result);
     }
     char t[64];
+    bool waits = r->state == ALLOT_STATE_BACKORDERED;
     printf("%s order %" PRIu64 ": %s%s\n", op, r->order,
            allot_result_name(r->result), r->replay ? " (replay)" : "");
     printf("  state     %s\n", allot_state_name(r->state));
     printf("  deadline  %s\n", cli_fmt_time(r->deadline_ms, t, sizeof(t)));
-    for (unsigned i = 0; lines != NULL && i < nlines && r->line_count > 0; i++)
+    for (unsigned i = 0; lines != NULL && i < nlines && r->line_count > 0; i++) {
+        uint32_t got = line_allocated(r, i);
         printf("  line %-3u  sku %" PRIu64 ": %" PRIu32 " of %" PRIu32
-               " allocated\n",
-               i + 1, lines[i].sku, line_allocated(r, i), lines[i].qty);
+               " allocated",
+               i + 1, lines[i].sku, got, lines[i].qty);
+        if (waits && got < lines[i].qty)
+            printf(", %" PRIu32 " waiting", lines[i].qty - got);
+        putchar('\n');
+    }
     return exit_for(r->result);
 }
 
@@ -219,16 +243,45 @@ static void order_info_json(const allot_order_info_t *o)
     json_str(&j, "policy", allot_policy_name(o->policy));
     json_u64(&j, "placed_ms", o->placed_ms);
     json_u64(&j, "deadline_ms", o->deadline_ms);
+    json_u64(&j, "flags", o->flags);
+    json_bool(&j, "confirmed_in_advance",
+              (o->flags & ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE) != 0);
     json_arr(&j, "lines");
     for (unsigned i = 0; i < o->line_count; i++) {
+        const allot_order_line_t *l = &o->lines[i];
         json_obj(&j, NULL);
-        json_u64(&j, "sku", o->lines[i].sku);
-        json_u64(&j, "requested", o->lines[i].requested);
-        json_u64(&j, "allocated", o->lines[i].allocated);
+        json_u64(&j, "sku", l->sku);
+        json_u64(&j, "requested", l->requested);
+        json_u64(&j, "allocated", l->allocated);
+        json_u64(&j, "queue_place", l->queue_place);
+        json_arr(&j, "locations");
+        for (unsigned k = 0; k < l->location_count; k++) {
+            json_obj(&j, NULL);
+            json_u64(&j, "location", l->locations[k].location);
+            json_u64(&j, "units", l->locations[k].units);
+            json_end_obj(&j);
+        }
+        json_end_arr(&j);
         json_end_obj(&j);
     }
     json_end_arr(&j);
     json_close(&j);
+}
+
+/* "  line 1    sku 7: 3 of 5 allocated, waiting at place 2", then one
+ * line per location its units sit at. */
+static void order_line_text(unsigned i, const allot_order_line_t *l)
+{
+    printf("  line %-3u  sku %" PRIu64 ": %" PRIu32 " of %" PRIu32 " allocated",
+           i + 1, l->sku, l->allocated, l->requested);
+    if (l->queue_place != 0)
+        printf(", %" PRIu32 " waiting at place %" PRIu32 " in the queue",
+               l->requested > l->allocated ? l->requested - l->allocated : 0,
+               l->queue_place);
+    putchar('\n');
+    for (unsigned k = 0; k < l->location_count; k++)
+        printf("            %" PRIu32 " at location %" PRIu16 "\n",
+               l->locations[k].units, l->locations[k].location);
 }
 
 int cli_print_order_info(const cli_ctx_t *ctx, const allot_order_info_t *o)
@@ -246,12 +299,40 @@ int cli_print_order_info(const cli_ctx_t *ctx, const allot_order_info_t *o)
     printf("  policy    %s\n", allot_policy_name(o->policy));
     printf("  placed    %s\n", cli_fmt_time(o->placed_ms, t, sizeof(t)));
     printf("  deadline  %s\n", cli_fmt_time(o->deadline_ms, t, sizeof(t)));
+    if (o->flags & ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE)
+        printf("  flags     CONFIRMED_IN_ADVANCE\n");
+    else if (o->flags != 0)
+        printf("  flags     0x%02x\n", (unsigned)o->flags);
     for (unsigned i = 0; i < o->line_count; i++)
-        printf("  line %-3u  sku %" PRIu64 ": %" PRIu32 " of %" PRIu32
-               " allocated\n",
-               i + 1, o->lines[i].sku, o->lines[i].allocated,
-               o->lines[i].requested);
+        order_line_text(i, &o->lines[i]);
     return exit_for(o->result);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+void cli_print_event(const cli_ctx_t *ctx, const allot_event_t *e)
+{
+    char t[64];
+    cli_fmt_time(e->time_ms, t, sizeof(t));
+    if (!ctx->json) {
+        printf("%s seq=%" PRIu64 " type=%s sku=%" PRIu64 " order=%" PRIu64
+               " value=%" PRIu64 " state=%s location=%" PRIu16 "\n",
+               t, e->seq, allot_event_name(e->type), e->sku, e->order, e->value,
+               allot_state_name(e->state), e->location);
+        return;
+    }
+    cli_json_t j;
+    json_open(&j, stdout);
+    json_u64(&j, "seq", e->seq);
+    json_str(&j, "time", t);
+    json_u64(&j, "time_ms", e->time_ms);
+    json_str(&j, "type", allot_event_name(e->type));
+    json_u64(&j, "sku", e->sku);
+    json_u64(&j, "order", e->order);
+    json_u64(&j, "value", e->value);
+    json_str(&j, "state", allot_state_name(e->state));
+    json_u64(&j, "location", e->location);
+    json_close(&j);
 }
 
 /* ---- stats ------------------------------------------------------------- */

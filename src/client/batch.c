@@ -34,7 +34,11 @@ size_t allot__answer_size(uint16_t opcode, unsigned lines)
     case ALLOT_OP_FULFILL:
         return ALLOT_ORES_HEAD_SIZE;
     case ALLOT_OP_ORDER_GET:
-        return ALLOT_OGET_HEAD_SIZE + (size_t)ALLOT_LINES_MAX * ALLOT_OLINE_SIZE;
+        return ALLOT_OGET_HEAD_SIZE +
+               (size_t)ALLOT_LINES_MAX *
+                   (ALLOT_OLINE_SIZE + ALLOT_LOCATIONS_MAX * ALLOT_OLOC_SIZE);
+    case ALLOT_OP_SKU_GET:
+        return ALLOT_SRES_SIZE + (size_t)ALLOT_LOCATIONS_MAX * ALLOT_SLOC_SIZE;
     default:
         return ALLOT_SRES_SIZE;
     }
@@ -49,6 +53,8 @@ uint32_t allot__count_max(uint16_t opcode, uint32_t batch_max)
 {
     if (opcode == ALLOT_OP_ORDER_GET && batch_max > ALLOT_ORDER_GET_BATCH_MAX)
         return ALLOT_ORDER_GET_BATCH_MAX;
+    if (opcode == ALLOT_OP_SKU_GET && batch_max > ALLOT_SKU_GET_BATCH_MAX)
+        return ALLOT_SKU_GET_BATCH_MAX;
     return batch_max;
 }
 
@@ -61,23 +67,38 @@ void allot__put_header(uint8_t *p, uint32_t frame_len, uint16_t opcode,
     allot_put_u64(p + 8, request_id);
 }
 
-size_t allot__enc_sku_set(uint8_t *p, uint64_t sku, uint64_t on_hand,
-                          uint32_t limit, uint32_t reorder_point)
+size_t allot__enc_sku_set(uint8_t *p, uint64_t sku, uint16_t location,
+                          uint16_t priority, uint64_t on_hand, uint32_t limit,
+                          uint32_t reorder_point)
 {
     memset(p, 0, ALLOT_SKU_SET_SIZE);
     allot_put_u64(p + ALLOT_SKU_SET_SKU, sku);
     allot_put_u64(p + ALLOT_SKU_SET_ON_HAND, on_hand);
     allot_put_u32(p + ALLOT_SKU_SET_LIMIT, limit);
     allot_put_u32(p + ALLOT_SKU_SET_REORDER_POINT, reorder_point);
+    allot_put_u16(p + ALLOT_SKU_SET_LOCATION, location);
+    allot_put_u16(p + ALLOT_SKU_SET_PRIORITY, priority);
     return ALLOT_SKU_SET_SIZE;
 }
 
-size_t allot__enc_stock(uint8_t *p, uint64_t sku, uint64_t amount)
+size_t allot__enc_stock(uint8_t *p, uint64_t sku, uint16_t location,
+                        uint64_t amount)
 {
     memset(p, 0, ALLOT_STOCK_SIZE);
     allot_put_u64(p + ALLOT_STOCK_SKU, sku);
     allot_put_u64(p + ALLOT_STOCK_AMOUNT, amount);
+    allot_put_u16(p + ALLOT_STOCK_LOCATION, location);
     return ALLOT_STOCK_SIZE;
+}
+
+size_t allot__enc_subscribe(uint8_t *p, uint64_t from_seq, uint64_t sku,
+                            uint32_t types)
+{
+    memset(p, 0, ALLOT_SUB_SIZE);
+    allot_put_u64(p + ALLOT_SUB_FROM_SEQ, from_seq);
+    allot_put_u64(p + ALLOT_SUB_SKU, sku);
+    allot_put_u32(p + ALLOT_SUB_TYPES, types);
+    return ALLOT_SUB_SIZE;
 }
 
 size_t allot__enc_id(uint8_t *p, uint64_t id)
@@ -102,6 +123,7 @@ size_t allot__enc_place(uint8_t *p, const allot_order_spec_t *o)
     allot_put_u32(p + ALLOT_PLACE_HOLD_MS, o->hold_ms);
     allot_put_u8(p + ALLOT_PLACE_POLICY, o->policy);
     allot_put_u8(p + ALLOT_PLACE_LINES, (uint8_t)o->line_count);
+    allot_put_u16(p + ALLOT_PLACE_FLAGS, o->flags);
     allot_put_u32(p + ALLOT_PLACE_MAX_WAIT_MS, o->max_wait_ms);
     uint8_t *l = p + ALLOT_PLACE_HEAD_SIZE;
     for (uint32_t i = 0; i < o->line_count; i++, l += ALLOT_LINE_SIZE) {
@@ -222,38 +244,58 @@ static void batch_commit(allot_batch_t *b, size_t size, size_t answer)
     batch_sync_header(b);
 }
 
-int allot_batch_add_sku_set(allot_batch_t *b, uint64_t sku, uint64_t on_hand,
-                            uint32_t limit, uint32_t reorder_point)
+int allot_batch_add_sku_set_at(allot_batch_t *b, uint64_t sku, uint16_t location,
+                               uint16_t priority, uint64_t on_hand,
+                               uint32_t limit, uint32_t reorder_point)
 {
     int rc = batch_room(b, ALLOT_OP_SKU_SET, ALLOT_SKU_SET_SIZE, ALLOT_SRES_SIZE);
     if (rc != 0)
         return rc;
-    batch_commit(b, allot__enc_sku_set(b->buf + b->len, sku, on_hand, limit,
-                                       reorder_point),
+    batch_commit(b, allot__enc_sku_set(b->buf + b->len, sku, location, priority,
+                                       on_hand, limit, reorder_point),
                  ALLOT_SRES_SIZE);
     return 0;
 }
 
+int allot_batch_add_sku_set(allot_batch_t *b, uint64_t sku, uint64_t on_hand,
+                            uint32_t limit, uint32_t reorder_point)
+{
+    return allot_batch_add_sku_set_at(b, sku, 0, 0, on_hand, limit,
+                                      reorder_point);
+}
+
 static int batch_add_stock(allot_batch_t *b, uint16_t op, uint64_t sku,
-                           uint64_t amount)
+                           uint16_t location, uint64_t amount)
 {
     int rc = batch_room(b, op, ALLOT_STOCK_SIZE, ALLOT_SRES_SIZE);
     if (rc != 0)
         return rc;
-    batch_commit(b, allot__enc_stock(b->buf + b->len, sku, amount),
+    batch_commit(b, allot__enc_stock(b->buf + b->len, sku, location, amount),
                  ALLOT_SRES_SIZE);
     return 0;
 }
 
+int allot_batch_add_restock_at(allot_batch_t *b, uint64_t sku,
+                               uint16_t location, uint64_t qty)
+{
+    return batch_add_stock(b, ALLOT_OP_RESTOCK, sku, location, qty);
+}
+
 int allot_batch_add_restock(allot_batch_t *b, uint64_t sku, uint64_t qty)
 {
-    return batch_add_stock(b, ALLOT_OP_RESTOCK, sku, qty);
+    return batch_add_stock(b, ALLOT_OP_RESTOCK, sku, 0, qty);
+}
+
+int allot_batch_add_adjust_at(allot_batch_t *b, uint64_t sku,
+                              uint16_t location, int64_t delta)
+{
+    /* Two's complement on the wire: the i64 field is the u64 bit pattern. */
+    return batch_add_stock(b, ALLOT_OP_ADJUST, sku, location, (uint64_t)delta);
 }
 
 int allot_batch_add_adjust(allot_batch_t *b, uint64_t sku, int64_t delta)
 {
-    /* Two's complement on the wire: the i64 field is the u64 bit pattern. */
-    return batch_add_stock(b, ALLOT_OP_ADJUST, sku, (uint64_t)delta);
+    return allot_batch_add_adjust_at(b, sku, 0, delta);
 }
 
 static int batch_add_id(allot_batch_t *b, uint16_t op, uint64_t id)

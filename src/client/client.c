@@ -12,6 +12,14 @@
  * the buffer is only compacted at the start of the next collecting call,
  * which is what bounds the lifetime of a completion's body.
  *
+ * Every whole frame is vetted once as it arrives (length, response flag),
+ * before anything is handed back. EVENT frames are decoded there and then,
+ * into the subscription's queue, and their opcode is overwritten with
+ * FRAME_TAKEN: the event reader so never waits for answers to be collected,
+ * and the collecting calls step over frames already taken. A frame that
+ * fails vetting poisons the stream from there on: the frames before it are
+ * still handed back, then the handle breaks.
+ *
  * Failure is sticky, as in LMDB: once broken, the handle closes its socket,
  * hands every request in flight back failed and refuses new work. A
  * half-understood stream cannot be resynchronised, and a caller that retries
@@ -41,6 +49,15 @@
 #define FLUSH_BYTES (64u * 1024u)
 
 enum conn_state { CONN_NEW, CONN_HANDSHAKE, CONN_OPEN, CONN_BROKEN };
+
+/* PENDING: SUBSCRIBE sent, not answered (its events may already come).
+ * ENDED: a LOST event was queued; nothing more is queued after it. */
+enum sub_state { SUB_NONE, SUB_PENDING, SUB_ACTIVE, SUB_ENDED };
+
+/* Written over the opcode of an EVENT frame whose events were queued. No
+ * frame from the server has it: vetting refuses frames without the
+ * response flag. */
+#define FRAME_TAKEN 0u
 
 struct slot {
     uint64_t sent_ms;
@@ -78,9 +95,19 @@ struct allot_conn {
     uint8_t *rbuf;
     size_t rlen;      /* bytes in rbuf */
     size_t roff;      /* bytes of rbuf already handed back or skipped */
+    size_t rscan;     /* bytes of rbuf vetted: roff <= rscan <= rlen */
+    bool rbad;        /* the frame at rscan is not valid protocol (the
+                         reason is in err): break once roff reaches it */
     uint8_t *wbuf;
     size_t wlen;
     size_t woff;      /* bytes of wbuf already written */
+
+    enum sub_state sub;
+    uint64_t sub_id;   /* request id of the SUBSCRIBE */
+    allot_event_t *evq; /* ALLOT_EVENT_QUEUE_MAX, allocated by subscribing */
+    uint32_t ev_head;
+    uint32_t ev_count;
+    uint64_t ev_total; /* events ever queued: wakes allot_wait() */
 
     char err[ALLOT_ERROR_TEXT_MAX];
 };
@@ -189,6 +216,7 @@ void allot_conn_close(allot_conn_t *c)
     free(c->slots);
     free(c->rbuf);
     free(c->wbuf);
+    free(c->evq);
     free(c);
 }
 
@@ -285,6 +313,7 @@ static void rbuf_compact(allot_conn_t *c)
         return;
     memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
     c->rlen -= c->roff;
+    c->rscan -= c->roff;
     c->roff = 0;
 }
 
@@ -376,14 +405,8 @@ static int handle_frame(allot_conn_t *c, const uint8_t *f, size_t len,
     uint64_t id = allot_get_u64(f + 8);
     const uint8_t *body = f + ALLOT_FRAME_HEADER_SIZE;
     size_t body_len = len - ALLOT_FRAME_HEADER_SIZE;
-    if ((opcode & ALLOT_OP_RESPONSE) == 0) {
-        set_err(c, "server sent opcode %u without the response flag", opcode);
-        conn_break(c, -ECONNRESET);
-        return 0;
-    }
+    /* Vetting checked the response flag and took every EVENT frame. */
     uint16_t op = opcode & (uint16_t)~ALLOT_OP_RESPONSE;
-    if (op == ALLOT_OP_EVENT)
-        return 0; /* events are for subscribers; this API has none */
     if (op == ALLOT_OP_ERROR) {
         handle_error_frame(c, id, body, body_len);
         return 0;
@@ -414,26 +437,132 @@ static int handle_frame(allot_conn_t *c, const uint8_t *f, size_t len,
     return 1;
 }
 
-/* Hands back whole frames from the read buffer, up to max. */
-static size_t parse_frames(allot_conn_t *c, allot_completion_t *out, size_t max)
+/* ---- events ------------------------------------------------------------ */
+
+static void ev_push(allot_conn_t *c, const allot_event_t *ev)
 {
-    size_t n = 0;
-    while (n < max && c->state != CONN_BROKEN &&
-           c->rlen - c->roff >= ALLOT_FRAME_HEADER_SIZE) {
-        const uint8_t *f = c->rbuf + c->roff;
+    c->evq[(c->ev_head + c->ev_count) % ALLOT_EVENT_QUEUE_MAX] = *ev;
+    c->ev_count++;
+    c->ev_total++;
+}
+
+/* Ends the subscription with a LOST of our own at seq, as if the server
+ * had cut this subscriber off. The events of one record share its seq and
+ * come in one frame, so those of seq already queued are dropped too: a
+ * subscriber that resumes from seq then gets each event exactly once. */
+static void lose_from(allot_conn_t *c, const allot_event_t *first_lost)
+{
+    while (c->ev_count > 0) {
+        uint32_t last = (c->ev_head + c->ev_count - 1) % ALLOT_EVENT_QUEUE_MAX;
+        if (c->evq[last].seq != first_lost->seq)
+            break;
+        c->ev_count--;
+    }
+    allot_event_t lost = {.seq = first_lost->seq, .time_ms = first_lost->time_ms,
+                          .type = ALLOT_EVENT_LOST};
+    ev_push(c, &lost);
+    c->sub = SUB_ENDED;
+}
+
+/* Queues the events of a vetted EVENT frame f, one slot kept for a LOST:
+ * the first event that does not fit ends the subscription (lose_from()).
+ * 0, or -EPROTO with the reason in err. */
+static int take_events(allot_conn_t *c, const uint8_t *f, uint32_t len)
+{
+    uint16_t count = allot_get_u16(f + 6);
+    uint64_t id = allot_get_u64(f + 8);
+    char why[120];
+    if (c->sub == SUB_NONE || id != c->sub_id) {
+        set_err(c, "server sent events for request %llu, which is not a "
+                   "subscription", (unsigned long long)id);
+        return -EPROTO;
+    }
+    if (allot__check_events(count, len - ALLOT_FRAME_HEADER_SIZE, why,
+                            sizeof(why)) != 0) {
+        set_err(c, "invalid %s", why);
+        return -EPROTO;
+    }
+    const uint8_t *p = f + ALLOT_FRAME_HEADER_SIZE;
+    for (unsigned i = 0; i < count && c->sub != SUB_ENDED; i++) {
+        allot_event_t ev;
+        allot__dec_event(p + (size_t)i * ALLOT_EV_SIZE, &ev);
+        if (ev.type != ALLOT_EVENT_LOST && c->ev_count + 1 >= ALLOT_EVENT_QUEUE_MAX) {
+            lose_from(c, &ev);
+            break;
+        }
+        ev_push(c, &ev);
+        if (ev.type == ALLOT_EVENT_LOST)
+            c->sub = SUB_ENDED;
+    }
+    return 0;
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+/* Vets the whole frames read since the last call: sane length, response
+ * flag; takes EVENT frames. Stops at the first bad frame (rbad). */
+static void vet_frames(allot_conn_t *c)
+{
+    while (!c->rbad && c->rlen - c->rscan >= ALLOT_FRAME_HEADER_SIZE) {
+        uint8_t *f = c->rbuf + c->rscan;
         uint32_t len = allot_get_u32(f);
         if (len < ALLOT_FRAME_HEADER_SIZE || len > ALLOT_FRAME_MAX ||
             len > c->rcap) {
             set_err(c, "server sent a frame of %u bytes (limit %u)", len,
                     c->rcap < ALLOT_FRAME_MAX ? c->rcap : ALLOT_FRAME_MAX);
-            conn_break(c, -ECONNRESET);
-            break;
+            c->rbad = true;
+            return;
         }
-        if (c->rlen - c->roff < len)
+        if (c->rlen - c->rscan < len)
+            return;
+        uint16_t opcode = allot_get_u16(f + 4);
+        if ((opcode & ALLOT_OP_RESPONSE) == 0) {
+            set_err(c, "server sent opcode %u without the response flag",
+                    opcode);
+            c->rbad = true;
+            return;
+        }
+        if ((opcode & (uint16_t)~ALLOT_OP_RESPONSE) == ALLOT_OP_EVENT) {
+            if (take_events(c, f, len) != 0) {
+                c->rbad = true;
+                return;
+            }
+            allot_put_u16(f + 4, FRAME_TAKEN);
+        }
+        c->rscan += len;
+    }
+}
+
+/* Steps over the taken frames at the head of the read buffer. */
+static void skip_taken(allot_conn_t *c)
+{
+    while (c->roff < c->rscan &&
+           allot_get_u16(c->rbuf + c->roff + 4) == FRAME_TAKEN)
+        c->roff += allot_get_u32(c->rbuf + c->roff);
+}
+
+/* Breaks c for a bad frame once everything before it was handed back. */
+static void check_poisoned(allot_conn_t *c)
+{
+    if (c->state != CONN_BROKEN && c->rbad && c->roff == c->rscan)
+        conn_break(c, -ECONNRESET);
+}
+
+/* Hands back whole answers from the read buffer, up to max. */
+static size_t parse_frames(allot_conn_t *c, allot_completion_t *out, size_t max)
+{
+    size_t n = 0;
+    vet_frames(c);
+    for (;;) {
+        skip_taken(c);
+        if (n >= max || c->state == CONN_BROKEN || c->roff == c->rscan)
             break;
+        const uint8_t *f = c->rbuf + c->roff;
+        uint32_t len = allot_get_u32(f);
         c->roff += len;
         n += (size_t)handle_frame(c, f, len, &out[n]);
     }
+    check_poisoned(c);
     return n;
 }
 
@@ -523,11 +652,13 @@ static void wait_io(allot_conn_t *c, int64_t timeout_ms)
 }
 
 /* Collects up to max completions, waiting up to wait_ms (0: not at all,
- * < 0: without limit) for the first one. */
+ * < 0: without limit) for the first one; with event_wake, returns 0 as
+ * soon as events were queued. */
 static int collect(allot_conn_t *c, allot_completion_t *out, size_t max,
-                   int64_t wait_ms)
+                   int64_t wait_ms, bool event_wake)
 {
     uint64_t start = now_ms();
+    uint64_t events_before = c->ev_total;
     for (;;) {
         int64_t request_left = -1;
         size_t n = collect_round(c, out, max, &request_left);
@@ -536,6 +667,8 @@ static int collect(allot_conn_t *c, allot_completion_t *out, size_t max,
         if (c->state == CONN_BROKEN)
             return c->inflight > 0 ? 0 : -ENOTCONN;
         if (wait_ms == 0 || max == 0)
+            return 0;
+        if (event_wake && c->ev_total != events_before)
             return 0;
         int64_t step = request_left;
         if (wait_ms > 0) {
@@ -565,7 +698,7 @@ int allot_poll(allot_conn_t *c, allot_completion_t *out, size_t max)
         return -EINVAL;
     if (c->state == CONN_NEW)
         return -ENOTCONN;
-    return collect(c, out, max, 0);
+    return collect(c, out, max, 0, false);
 }
 
 int allot_wait(allot_conn_t *c, allot_completion_t *out, size_t max,
@@ -575,7 +708,113 @@ int allot_wait(allot_conn_t *c, allot_completion_t *out, size_t max,
         return -EINVAL;
     if (c->state == CONN_NEW)
         return -ENOTCONN;
-    return collect(c, out, max, timeout_ms < 0 ? -1 : (int64_t)timeout_ms);
+    return collect(c, out, max, timeout_ms < 0 ? -1 : (int64_t)timeout_ms,
+                   true);
+}
+
+/* ---- reading events ---------------------------------------------------- */
+
+/* One round of the event reader: write, read, vet (which queues events),
+ * but hand back no completion: answers stay for the collecting calls.
+ * Returns ms until the oldest request times out (-1: none in flight). */
+static int64_t events_round(allot_conn_t *c)
+{
+    rbuf_compact(c);
+    flush_nb(c);
+    read_nb(c);
+    vet_frames(c);
+    skip_taken(c);
+    check_poisoned(c);
+    /* Answers still unread keep the close from counting, as in
+     * collect_round(): they are handed back before the failure. */
+    if (c->state != CONN_BROKEN && c->eof && c->roff == c->rscan)
+        note_eof(c);
+    if (c->state == CONN_BROKEN)
+        return -1;
+    return check_request_timeout(c, now_ms());
+}
+
+/* Waits up to ms (< 0: without limit) for the socket. Returns 1 when a
+ * signal interrupted the wait. When nothing more can be read (the server
+ * closed, or uncollected answers fill the buffer) it only sleeps, so that
+ * the caller does not spin on a readable socket. */
+static int events_sleep(allot_conn_t *c, int64_t ms)
+{
+    struct pollfd pfd = {.fd = c->fd, .events = 0};
+    if (!c->eof && c->rlen < c->rcap)
+        pfd.events |= POLLIN;
+    if (c->wlen > c->woff)
+        pfd.events |= POLLOUT;
+    if (ms > INT32_MAX)
+        ms = INT32_MAX;
+    int r = pfd.events != 0 ? poll(&pfd, 1, (int)ms) : poll(NULL, 0, (int)ms);
+    if (r < 0 && errno == EINTR)
+        return 1;
+    if (r < 0) {
+        set_err(c, "poll: %s", strerror(errno));
+        conn_break(c, -ECONNRESET);
+    }
+    return 0;
+}
+
+static int events_take(allot_conn_t *c, allot_event_t *out, size_t max)
+{
+    size_t n = 0;
+    while (n < max && c->ev_count > 0) {
+        out[n++] = c->evq[c->ev_head];
+        c->ev_head = (c->ev_head + 1) % ALLOT_EVENT_QUEUE_MAX;
+        c->ev_count--;
+    }
+    return (int)n;
+}
+
+/* What an empty queue means: more may come (0), or never. */
+static int events_end(const allot_conn_t *c)
+{
+    if (c->sub == SUB_ENDED)
+        return -EPIPE;
+    if (c->state == CONN_BROKEN)
+        return -ENOTCONN;
+    return 0;
+}
+
+int allot_events_wait(allot_conn_t *c, allot_event_t *out, size_t max,
+                      int timeout_ms)
+{
+    if (c == NULL || (out == NULL && max > 0))
+        return -EINVAL;
+    if (c->sub == SUB_NONE || c->sub == SUB_PENDING)
+        return -ENOENT;
+    uint64_t start = now_ms();
+    for (;;) {
+        int64_t step = -1;
+        if (c->state != CONN_BROKEN)
+            step = events_round(c);
+        if (c->ev_count > 0 || max == 0)
+            return events_take(c, out, max);
+        int rc = events_end(c);
+        if (rc != 0 || timeout_ms == 0)
+            return rc;
+        if (timeout_ms > 0) {
+            int64_t left = (int64_t)(start + (uint64_t)timeout_ms) - (int64_t)now_ms();
+            if (left <= 0)
+                return 0;
+            if (step < 0 || left < step)
+                step = left;
+        }
+        if (events_sleep(c, step))
+            return 0;
+    }
+}
+
+int allot_events_poll(allot_conn_t *c, allot_event_t *out, size_t max)
+{
+    return allot_events_wait(c, out, max, 0);
+}
+
+size_t allot_events_pending(const allot_conn_t *c)
+{
+    return c != NULL ? c->ev_count : 0;
 }
 
 int allot_submit(allot_conn_t *c, const allot_batch_t *b, void *user,
@@ -728,7 +967,7 @@ static int handshake(allot_conn_t *c)
     if (rc != 0)
         return rc;
     allot_completion_t cmp;
-    rc = collect(c, &cmp, 1, -1);
+    rc = collect(c, &cmp, 1, -1, false);
     if (rc < 0)
         return rc;
     if (cmp.error != 0)
@@ -787,7 +1026,7 @@ static int call(allot_conn_t *c, const uint8_t *frame, size_t len,
     int rc = queue_frame(c, frame, len, opcode, count, NULL, NULL);
     if (rc != 0)
         return rc;
-    rc = collect(c, cmp, 1, -1);
+    rc = collect(c, cmp, 1, -1, false);
     if (rc < 0)
         return rc;
     return cmp->error;
@@ -825,37 +1064,60 @@ static int call_order(allot_conn_t *c, uint8_t *f, uint16_t opcode,
     return allot_read_order(&r, out) == 1 ? 0 : -EPROTO;
 }
 
-int allot_sku_set(allot_conn_t *c, uint64_t sku, uint64_t on_hand,
-                  uint32_t limit, uint32_t reorder_point,
-                  allot_sku_result_t *out)
+int allot_sku_set_at(allot_conn_t *c, uint64_t sku, uint16_t location,
+                     uint16_t priority, uint64_t on_hand, uint32_t limit,
+                     uint32_t reorder_point, allot_sku_result_t *out)
 {
     uint8_t f[ALLOT_FRAME_HEADER_SIZE + ALLOT_SKU_SET_SIZE];
     if (c == NULL || out == NULL)
         return -EINVAL;
-    size_t size = allot__enc_sku_set(f + ALLOT_FRAME_HEADER_SIZE, sku, on_hand,
-                                     limit, reorder_point);
+    size_t size = allot__enc_sku_set(f + ALLOT_FRAME_HEADER_SIZE, sku, location,
+                                     priority, on_hand, limit, reorder_point);
     return call_sku(c, f, ALLOT_OP_SKU_SET, size, out);
+}
+
+int allot_sku_set(allot_conn_t *c, uint64_t sku, uint64_t on_hand,
+                  uint32_t limit, uint32_t reorder_point,
+                  allot_sku_result_t *out)
+{
+    return allot_sku_set_at(c, sku, 0, 0, on_hand, limit, reorder_point, out);
+}
+
+static int stock_call(allot_conn_t *c, uint16_t opcode, uint64_t sku,
+                      uint16_t location, uint64_t amount,
+                      allot_sku_result_t *out)
+{
+    uint8_t f[ALLOT_FRAME_HEADER_SIZE + ALLOT_STOCK_SIZE];
+    if (c == NULL || out == NULL)
+        return -EINVAL;
+    size_t size = allot__enc_stock(f + ALLOT_FRAME_HEADER_SIZE, sku, location,
+                                   amount);
+    return call_sku(c, f, opcode, size, out);
+}
+
+int allot_restock_at(allot_conn_t *c, uint64_t sku, uint16_t location,
+                     uint64_t qty, allot_sku_result_t *out)
+{
+    return stock_call(c, ALLOT_OP_RESTOCK, sku, location, qty, out);
 }
 
 int allot_restock(allot_conn_t *c, uint64_t sku, uint64_t qty,
                   allot_sku_result_t *out)
 {
-    uint8_t f[ALLOT_FRAME_HEADER_SIZE + ALLOT_STOCK_SIZE];
-    if (c == NULL || out == NULL)
-        return -EINVAL;
-    size_t size = allot__enc_stock(f + ALLOT_FRAME_HEADER_SIZE, sku, qty);
-    return call_sku(c, f, ALLOT_OP_RESTOCK, size, out);
+    return stock_call(c, ALLOT_OP_RESTOCK, sku, 0, qty, out);
+}
+
+int allot_adjust_at(allot_conn_t *c, uint64_t sku, uint16_t location,
+                    int64_t delta, allot_sku_result_t *out)
+{
+    /* Two's complement on the wire: the i64 field is the u64 bit pattern. */
+    return stock_call(c, ALLOT_OP_ADJUST, sku, location, (uint64_t)delta, out);
 }
 
 int allot_adjust(allot_conn_t *c, uint64_t sku, int64_t delta,
                  allot_sku_result_t *out)
 {
-    uint8_t f[ALLOT_FRAME_HEADER_SIZE + ALLOT_STOCK_SIZE];
-    if (c == NULL || out == NULL)
-        return -EINVAL;
-    size_t size = allot__enc_stock(f + ALLOT_FRAME_HEADER_SIZE, sku,
-                                   (uint64_t)delta);
-    return call_sku(c, f, ALLOT_OP_ADJUST, size, out);
+    return allot_adjust_at(c, sku, 0, delta, out);
 }
 
 int allot_sku_get(allot_conn_t *c, uint64_t sku, allot_sku_result_t *out)
@@ -944,5 +1206,54 @@ int allot_stats(allot_conn_t *c, uint64_t *values, size_t cap, size_t *count)
     *count = cmp.count;
     for (size_t i = 0; i < cap && i < cmp.count; i++)
         values[i] = allot_get_u64(cmp.body + 8u * i);
+    return 0;
+}
+
+/* ---- subscribing ------------------------------------------------------- */
+
+static int subscribe_prepare(allot_conn_t *c)
+{
+    if (c->state != CONN_OPEN)
+        return -ENOTCONN;
+    if (c->sub == SUB_ACTIVE || c->sub == SUB_ENDED)
+        return -EALREADY;
+    if (c->inflight > 0)
+        return -EBUSY;
+    if (c->evq == NULL)
+        c->evq = calloc(ALLOT_EVENT_QUEUE_MAX, sizeof(*c->evq));
+    return c->evq != NULL ? 0 : -ENOMEM;
+}
+
+int allot_subscribe(allot_conn_t *c, uint64_t from_seq, uint64_t sku,
+                    uint32_t types, allot_subscription_t *out)
+{
+    uint8_t f[ALLOT_FRAME_HEADER_SIZE + ALLOT_SUB_SIZE];
+    if (c == NULL || out == NULL)
+        return -EINVAL;
+    int rc = subscribe_prepare(c);
+    if (rc != 0)
+        return rc;
+    size_t size = allot__enc_subscribe(f + ALLOT_FRAME_HEADER_SIZE, from_seq,
+                                       sku, types);
+    /* Its events may arrive right behind the answer, and be vetted before
+     * the answer is handed back: they are expected from now on. */
+    c->sub_id = c->next_id;
+    c->sub = SUB_PENDING;
+    c->ev_head = c->ev_count = 0;
+    allot_completion_t cmp;
+    rc = call(c, f, frame_one(f, ALLOT_OP_SUBSCRIBE, size), ALLOT_OP_SUBSCRIBE,
+              1, &cmp);
+    if (rc != 0) {
+        c->sub = SUB_NONE;
+        c->ev_count = 0;
+        return rc;
+    }
+    allot__dec_subscription(cmp.body, out);
+    if (out->result != ALLOT_OK) {
+        c->sub = SUB_NONE;
+        c->ev_count = 0;
+    } else if (c->sub == SUB_PENDING) {
+        c->sub = SUB_ACTIVE;
+    }
     return 0;
 }

@@ -38,8 +38,8 @@ struct allot_batch {
 };
 
 /* The most bytes the answer to one request element can take: exact for
- * fixed-size answers, the PLACE answer for `lines` lines, the largest order
- * for ORDER_GET. */
+ * fixed-size answers, the PLACE answer for `lines` lines, a SKU with every
+ * location for SKU_GET, the largest order for ORDER_GET. */
 ALLOT__HIDDEN size_t allot__answer_size(uint16_t opcode, unsigned lines);
 
 /* Opcodes a batch may carry: the ones with one result per element. */
@@ -55,10 +55,13 @@ ALLOT__HIDDEN void allot__put_header(uint8_t *p, uint32_t frame_len,
 /* Element encoders: write one element at p, return its size. p has room:
  * the callers check sizes first. */
 ALLOT__HIDDEN size_t allot__enc_sku_set(uint8_t *p, uint64_t sku,
+                                        uint16_t location, uint16_t priority,
                                         uint64_t on_hand, uint32_t limit,
                                         uint32_t reorder_point);
 ALLOT__HIDDEN size_t allot__enc_stock(uint8_t *p, uint64_t sku,
-                                      uint64_t amount);
+                                      uint16_t location, uint64_t amount);
+ALLOT__HIDDEN size_t allot__enc_subscribe(uint8_t *p, uint64_t from_seq,
+                                          uint64_t sku, uint32_t types);
 ALLOT__HIDDEN size_t allot__enc_id(uint8_t *p, uint64_t id);
 ALLOT__HIDDEN size_t allot__enc_extend(uint8_t *p, uint64_t order, uint32_t ms);
 ALLOT__HIDDEN size_t allot__enc_place(uint8_t *p, const allot_order_spec_t *o);
@@ -68,9 +71,21 @@ ALLOT__HIDDEN void allot__conn_buffers(const allot_conn_t *c, uint32_t *rcap,
                                        uint32_t *wcap);
 
 /* Checks a whole answer body against the request it answers: element count,
- * sizes and line counts. 0, or -EPROTO with the reason in why. */
+ * sizes, line and location counts. 0, or -EPROTO with the reason in why. */
 ALLOT__HIDDEN int allot__check_answer(uint16_t opcode, uint16_t count_sent,
                                       uint16_t count, const uint8_t *body,
                                       size_t len, char *why, size_t why_len);
+
+/* Checks an EVENT frame's body: count 1..ALLOT_EVENT_BATCH_MAX elements of
+ * ALLOT_EV_SIZE bytes. 0, or -EPROTO with the reason in why. */
+ALLOT__HIDDEN int allot__check_events(uint16_t count, size_t len, char *why,
+                                      size_t why_len);
+
+/* Decodes the event at p (ALLOT_EV_SIZE bytes, checked). */
+ALLOT__HIDDEN void allot__dec_event(const uint8_t *p, allot_event_t *out);
+
+/* Decodes a checked SUBSCRIBE answer element. */
+ALLOT__HIDDEN void allot__dec_subscription(const uint8_t *p,
+                                           allot_subscription_t *out);
 
 #endif

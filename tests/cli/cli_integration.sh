@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The allot CLI against the real allotd on a free port: every command in
 # text and --json form, exit codes 0/1/2/3, --help, CSV import, allotd's
-# --help, the data dir lock, and the state digest across a clean restart.
+# --help, a scripted sale over two locations with a waitlist filled by
+# restocks in FIFO order while `allot watch` records the events, the data
+# dir lock, and the state digest across a clean restart.
 #
 # usage: cli_integration.sh ALLOTD ALLOT SOURCE_DIR [ALLOT_JOURNAL]
 set -u
@@ -17,7 +19,10 @@ LOG=$T/allotd.log
 PID=
 CHECKS=0
 
+WATCHERS=()
+
 cleanup() {
+    for w in "${WATCHERS[@]}"; do kill -9 "$w" 2>/dev/null; done
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -9 "$PID" 2>/dev/null; fi
 }
 trap cleanup EXIT
@@ -77,10 +82,10 @@ jexpect() {
     ok
 }
 
-start_server() {
+start_server() { # start_server [EXTRA ALLOTD FLAGS...]
     rm -f "$T/port"
     "$ALLOTD" --listen 127.0.0.1:0 --port-file "$T/port" --data-dir "$DATA" --threads 1 \
-        --skus-max 1024 --orders-max 4096 2>>"$LOG" &
+        --skus-max 1024 --orders-max 4096 "$@" 2>>"$LOG" &
     PID=$!
     for _ in $(seq 200); do
         [ -s "$T/port" ] && break
@@ -117,8 +122,8 @@ expect 2 "$ALLOTD" --threads 0
 # ---- allot --help, command help ---------------------------------------------------
 
 expect 0 "$ALLOT" --help
-for c in "sku set" restock adjust place confirm cancel fulfill extend order "sku SKU" stats \
-         import help; do
+for c in "sku set" restock adjust place confirm cancel fulfill extend order "sku SKU" watch \
+         stats import help; do
     has "  $c"
 done
 has "Exit status"
@@ -126,10 +131,35 @@ expect 0 "$ALLOT" place --help
 has "usage: allot [OPTIONS] place"
 has "--hold-ms"
 has "--policy"
+has "--max-wait MS"
+has "--single-location"
+printf '%s' "$OUT" | grep -qi "does not offer\|as this version of allotd" &&
+    fail "place --help still says the server refuses backorder"
+ok
 expect 0 "$ALLOT" help adjust
 has "DELTA"
 expect 0 "$ALLOT" sku set --help
 has "--reorder-point"
+has "--location L"
+has "--priority P"
+expect 0 "$ALLOT" watch --help
+for o in --sku --type --from hold_expired backorder_filled reorder_point sold_out restocked \
+         SIGTERM LOST TOO_OLD; do
+    has "$o"
+done
+# Every option of a command's usage line is explained below it.
+for c in "sku set" restock adjust place confirm cancel fulfill extend order sku watch \
+         stats import; do
+    # shellcheck disable=SC2086
+    expect 0 "$ALLOT" $c --help
+    usage=$(printf '%s\n' "$OUT" | head -1)
+    body=$(printf '%s\n' "$OUT" | tail -n +2)
+    for o in $(printf '%s' "$usage" | grep -o -- '--[a-z-]*' | sort -u); do
+        [ "$o" = "--help" ] && continue
+        printf '%s' "$body" | grep -qF -- "$o" || fail "'allot $c --help' does not explain $o"
+        ok
+    done
+done
 
 # ---- usage errors (2) and connection failures (3), no server needed --------------
 
@@ -146,6 +176,18 @@ expect 2 "$ALLOT" place 1 --customer 1 7:zero
 expect 2 "$ALLOT" adjust 7 five
 expect 2 "$ALLOT" restock 7
 expect 2 "$ALLOT" import "$T/no-such-file.csv"
+expect 2 "$ALLOT" place 1 --customer 1 --max-wait 500 7:1
+has_err "--max-wait applies to --policy backorder only"
+expect 2 "$ALLOT" place 1 --customer 1 --max-wait 5 --max-wait-ms 6 --policy backorder 7:1
+expect 2 "$ALLOT" place 1 --customer 1 --policy backorder --single-location 7:1
+expect 2 "$ALLOT" sku set 7 --on-hand 1 --location 65536
+expect 2 "$ALLOT" restock 7 1 --location -1
+expect 2 "$ALLOT" adjust 7 -1 --location x
+expect 2 "$ALLOT" sku set 7 --on-hand 1 --priority 70000
+expect 2 "$ALLOT" watch --type lost
+has_err "--type takes"
+expect 2 "$ALLOT" watch --from -3
+expect 2 "$ALLOT" watch extra
 CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 expect 3 "$ALLOT" --port "$CLOSED" stats
 expect 3 "$ALLOT" --port "$CLOSED" --json sku 7
@@ -340,6 +382,212 @@ jexpect '(j["rows"], j["ok"], j["bad"], j["failed_by_result"])' "(5, 3, 1, {'INS
 expect 0 "${A[@]}" import - <"$T/good.csv"
 has "3 rows read, 3 ok"
 
+# ---- a scripted sale: two locations, a waitlist, live events -----------------------
+
+# watchers start from the next journal sequence number: whenever they
+# connect, the server replays what they missed
+expect 0 "${A[@]}" --json stats
+FROM=$(( $(jq 'j["sequence"]') + 1 ))
+"${A[@]}" watch --json --sku 500 --from "$FROM" >"$T/events.jsonl" 2>"$T/watch.err" &
+W_ALL=$!
+"${A[@]}" watch --type backorder_filled --type sold_out --from "$FROM" \
+    >"$T/filled.txt" 2>"$T/watch2.err" &
+W_FILLED=$!
+WATCHERS=("$W_ALL" "$W_FILLED")
+
+# stock at two locations: 3 at location 1 (priority 10), 2 at location 2
+expect 0 "${A[@]}" sku set 500 --on-hand 3 --location 1 --priority 10 --reorder-point 2
+expect 0 "${A[@]}" --json sku set 500 --on-hand 2 --location 2 --priority 5 --reorder-point 2
+jexpect 'j["on_hand"]' 5
+expect 0 "${A[@]}" sku 500
+has "location 1: priority 10, on_hand 3, allocated 0, available 3"
+has "location 2: priority 5, on_hand 2, allocated 0, available 2"
+expect 0 "${A[@]}" --json sku 500
+jexpect '[(l["location"], l["priority"], l["on_hand"]) for l in j["locations"] if l["on_hand"]]' \
+    "[(1, 10, 3), (2, 5, 2)]"
+
+# no single location holds 4: with --single-location all-or-nothing fails,
+# without it the line is split by priority
+expect 1 "${A[@]}" place 20 --customer 1 --single-location 500:4
+has "INSUFFICIENT_STOCK"
+expect 0 "${A[@]}" place 20 --customer 1 500:4
+has "line 1    sku 500: 4 of 4 allocated"
+expect 0 "${A[@]}" order 20
+has "line 1    sku 500: 4 of 4 allocated"
+has "3 at location 1"
+has "1 at location 2"
+expect 0 "${A[@]}" --json order 20
+jexpect 'sorted((l["location"], l["units"]) for l in j["lines"][0]["locations"])' "[(1, 3), (2, 1)]"
+jexpect 'j["lines"][0]["queue_place"]' 0
+jexpect 'j["confirmed_in_advance"]' false
+
+# the last unit sells out; two backorders wait, in the order they came
+expect 0 "${A[@]}" place 21 --customer 2 500:1
+expect 0 "${A[@]}" place 22 --customer 3 --policy backorder 500:2
+has "state     BACKORDERED"
+has "line 1    sku 500: 0 of 2 allocated, 2 waiting"
+expect 0 "${A[@]}" --json place 23 --customer 4 --policy backorder --max-wait 600000 500:1
+jexpect 'j["state"]' BACKORDERED
+jexpect 'j["lines"][0]["allocated"]' 0
+expect 0 "${A[@]}" sku 500
+has "available         0"
+has "backorder_orders  2"
+has "backorder_units   3"
+expect 0 "${A[@]}" --json sku 500
+jexpect '(j["backorder_orders"], j["backorder_units"])' "(2, 3)"
+expect 0 "${A[@]}" order 22
+has "state     BACKORDERED"
+has "policy    BACKORDER"
+has "0 of 2 allocated, 2 waiting at place 1 in the queue"
+expect 0 "${A[@]}" --json order 23
+jexpect 'j["lines"][0]["queue_place"]' 2
+jexpect 'j["policy"]' BACKORDER
+expect 0 "${A[@]}" --json confirm 23 # paid in advance: CONFIRMED once complete
+jexpect '(j["result"], j["state"])' "('OK', 'BACKORDERED')"
+expect 0 "${A[@]}" --json order 23
+jexpect 'j["state"]' BACKORDERED
+jexpect 'j["confirmed_in_advance"]' true
+expect 1 "${A[@]}" extend 22 1000 # only a HELD order's hold is extended
+has "INVALID_STATE"
+
+# a restock of 2 at location 2 fills the first order placed (22), not 23
+expect 0 "${A[@]}" restock 500 2 --location 2
+expect 0 "${A[@]}" --json order 22
+jexpect 'j["state"]' CONFIRMED
+jexpect 'j["lines"][0]["allocated"]' 2
+jexpect '[(l["location"], l["units"]) for l in j["lines"][0]["locations"]]' "[(2, 2)]"
+expect 0 "${A[@]}" --json order 23
+jexpect 'j["state"]' BACKORDERED
+jexpect 'j["lines"][0]["allocated"]' 0
+jexpect 'j["lines"][0]["queue_place"]' 1
+expect 0 "${A[@]}" --json sku 500
+jexpect '(j["available"], j["backorder_orders"], j["backorder_units"])' "(0, 1, 1)"
+# one more at location 1 fills 23, confirmed in advance
+expect 0 "${A[@]}" restock 500 1 --location 1
+expect 0 "${A[@]}" order 23
+has "state     CONFIRMED"
+has "1 at location 1"
+expect 0 "${A[@]}" --json sku 500
+jexpect '(j["on_hand"], j["allocated"], j["available"], j["backorder_orders"])' "(8, 8, 0, 0)"
+
+# stock comes back for sale, then a hold runs out
+expect 0 "${A[@]}" restock 500 3
+expect 0 "${A[@]}" place 24 --customer 5 --hold-ms 300 500:1
+has "state     HELD"
+for _ in $(seq 100); do
+    run "${A[@]}" --json order 24
+    [ "$(jq 'j["state"]')" = EXPIRED ] && break
+    sleep 0.1
+done
+jexpect 'j["state"]' EXPIRED
+# adjusting location 0 down takes its available units; location 1 has none
+expect 1 "${A[@]}" adjust 500 -1 --location 1
+has "INSUFFICIENT_STOCK"
+expect 0 "${A[@]}" --json adjust 500 -3 --location 0
+jexpect 'j["available"]' 0
+
+# the watchers saw it all, in order, once durable
+for _ in $(seq 100); do
+    grep -q '"SOLD_OUT"' "$T/events.jsonl" 2>/dev/null &&
+        [ "$(grep -c '"SOLD_OUT"' "$T/events.jsonl")" -ge 2 ] &&
+        grep -q HOLD_EXPIRED "$T/events.jsonl" && break
+    sleep 0.1
+done
+kill -0 "$W_ALL" 2>/dev/null || fail "watch exited early: $(cat "$T/watch.err")"
+kill -TERM "$W_ALL" "$W_FILLED"
+rc=0; wait "$W_ALL" || rc=$?
+[ "$rc" -eq 0 ] || { RC=$rc; OUT=$(cat "$T/watch.err"); fail "watch exited $rc on SIGTERM"; }
+ok
+rc=0; wait "$W_FILLED" || rc=$?
+[ "$rc" -eq 0 ] || { RC=$rc; OUT=$(cat "$T/watch2.err"); fail "watch --type exited $rc on SIGTERM"; }
+ok
+WATCHERS=()
+OUT=$(cat "$T/events.jsonl")
+RC=0
+python3 - "$T/events.jsonl" "$FROM" <<'PY' || fail "the events are not those of the scripted sale"
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+frm = int(sys.argv[2])
+def bad(msg):
+    print("events: " + msg, file=sys.stderr)
+    for e in evs:
+        print("  ", e, file=sys.stderr)
+    sys.exit(1)
+seqs = [e["seq"] for e in evs]
+if seqs != sorted(seqs) or any(s < frm for s in seqs):
+    bad("seq not in order, or before --from")
+if any(e["sku"] != 500 for e in evs):
+    bad("an event of another SKU got through --sku 500")
+keys = set(evs[0]) if evs else set()
+if keys != {"seq", "time", "time_ms", "type", "sku", "order", "value", "state", "location"}:
+    bad("keys %s" % sorted(keys))
+def key(e):
+    t = e["type"]
+    return (t, e["order"] if t in ("BACKORDER_FILLED", "HOLD_EXPIRED") else 0, e["value"],
+            e["location"] if t == "RESTOCKED" else 0)
+got = [key(e) for e in evs if e["type"] != "REORDER_POINT"]
+want = [("SOLD_OUT", 0, 0, 0),                 # order 21 took the last unit
+        ("RESTOCKED", 0, 2, 2),
+        ("BACKORDER_FILLED", 22, 2, 0),        # first come, first served
+        ("RESTOCKED", 0, 1, 1),
+        ("BACKORDER_FILLED", 23, 1, 0),
+        ("RESTOCKED", 0, 3, 0),
+        ("HOLD_EXPIRED", 24, 1, 0),
+        ("SOLD_OUT", 0, 0, 0)]                  # the adjust took the rest
+if got != want:
+    bad("got %s,\n want %s" % (got, want))
+st = {e["order"]: e["state"] for e in evs if e["type"] == "BACKORDER_FILLED"}
+if st != {22: "CONFIRMED", 23: "CONFIRMED"}:
+    bad("fill states %s" % st)
+if not any(e["type"] == "REORDER_POINT" and e["value"] <= 2 for e in evs):
+    bad("no REORDER_POINT at or below 2")
+if [e["state"] for e in evs if e["type"] == "HOLD_EXPIRED"] != ["EXPIRED"]:
+    bad("HOLD_EXPIRED state")
+PY
+ok
+# the text watcher: only the types asked for, one line each, ISO time first
+OUT=$(cat "$T/filled.txt")
+[ "$(grep -c 'type=BACKORDER_FILLED' "$T/filled.txt")" -eq 2 ] || fail "text watch: fills"
+ok
+grep -v -q 'type=BACKORDER_FILLED\|type=SOLD_OUT' "$T/filled.txt" && fail "text watch: other types"
+ok
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z seq=[0-9]+ type=BACKORDER_FILLED sku=500 order=22 value=2 state=CONFIRMED location=[0-9]+$' \
+    "$T/filled.txt" || fail "text watch: the line of order 22"
+ok
+
+# watch stops quietly when its reader goes away, and on SIGINT
+run timeout 10 bash -c '"$@" | head -1' _ "${A[@]}" watch --from "$FROM"
+[ "$RC" -eq 0 ] || fail "watch | head -1 exited $RC"
+ok
+printf '%s\n' "$OUT" | grep -q "seq=$FROM\|seq=" || fail "watch | head -1 printed nothing"
+ok
+run timeout 10 bash -c 'set -o pipefail; "$@" | head -1' _ "${A[@]}" watch --from "$FROM"
+[ "$RC" -eq 0 ] || fail "watch in a closed pipe exited $RC (pipefail)"
+ok
+"${A[@]}" watch --from "$FROM" >"$T/int.txt" 2>"$T/watch3.err" &
+W_INT=$!
+WATCHERS=("$W_INT")
+for _ in $(seq 100); do [ -s "$T/int.txt" ] && break; sleep 0.05; done # its handler is in place
+[ -s "$T/int.txt" ] || fail "watch --from $FROM printed nothing"
+kill -INT "$W_INT"
+rc=0; wait "$W_INT" || rc=$?
+[ "$rc" -eq 0 ] || { RC=$rc; OUT=$(cat "$T/watch3.err"); fail "watch exited $rc on SIGINT"; }
+ok
+WATCHERS=()
+
+# a backorder whose maximum wait runs out expires and leaves the queue
+expect 0 "${A[@]}" --json place 25 --customer 6 --policy backorder --max-wait-ms 300 500:1
+jexpect 'j["state"]' BACKORDERED
+jexpect 'j["deadline_ms"] > 0' true
+for _ in $(seq 100); do
+    run "${A[@]}" --json order 25
+    [ "$(jq 'j["state"]')" = EXPIRED ] && break
+    sleep 0.1
+done
+jexpect 'j["state"]' EXPIRED
+expect 0 "${A[@]}" --json sku 500
+jexpect '(j["backorder_orders"], j["backorder_units"])' "(0, 0)"
+
 # ---- the data dir lock ------------------------------------------------------------------
 
 rm -f "$T/port2"
@@ -364,12 +612,18 @@ if [ -n "$JOURNAL" ]; then
     expect 0 "$JOURNAL" replay "$DATA" --json --no-snapshot
     jexpect 'j["state_digest"]' "$D1"
 fi
-start_server
+start_server --events-retain 4
 expect 0 "${A[@]}" --json stats
 jexpect 'j["state_digest"]' "$D1"
 jexpect 'j["sequence"]' "$S1"
 expect 0 "${A[@]}" --json order 5
 jexpect '[(l["requested"], l["allocated"]) for l in j["lines"]]' "[(5, 3), (2, 2)]"
+expect 0 "${A[@]}" --json order 20 # locations survive the restart
+jexpect 'sorted((l["location"], l["units"]) for l in j["lines"][0]["locations"])' "[(1, 3), (2, 1)]"
+# with 4 events kept, the sale's first ones are gone: TOO_OLD, exit 1
+expect 1 timeout 10 "${A[@]}" watch --from "$FROM"
+has_err "TOO_OLD"
+has_err "the oldest it has is"
 expect 0 "${A[@]}" --json place 8 --customer 13 8:1
 jexpect 'j["result"]' OK
 stop_server

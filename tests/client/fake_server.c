@@ -89,12 +89,62 @@ static void answer_hello(fake_t *f, int fd, uint64_t id)
     fake_write(fd, out, len);
 }
 
-static void *fake_main(void *arg)
+void fake_send(int fd, uint16_t opcode, uint16_t count, uint64_t id,
+               const void *body, size_t len)
 {
-    fake_t *f = arg;
-    int fd = accept(f->lfd, NULL, NULL);
-    if (fd < 0)
-        return NULL;
+    uint8_t h[ALLOT_FRAME_HEADER_SIZE];
+    fake_header(h, (uint32_t)(sizeof(h) + len), opcode, count, id);
+    fake_write(fd, h, sizeof(h));
+    if (len > 0)
+        fake_write(fd, body, len);
+}
+
+void fake_drain(fake_t *f, int fd)
+{
+    static uint8_t in[ALLOT_FRAME_MAX];
+    (void)f; /* frames after the first few are not recorded */
+    while (fake_read_frame(NULL, fd, in, sizeof(in)) != 0)
+        ;
+}
+
+void fake_put_event(uint8_t *p, const fake_event_t *e)
+{
+    memset(p, 0, ALLOT_EV_SIZE);
+    allot_put_u64(p + ALLOT_EV_SEQ, e->seq);
+    allot_put_u64(p + ALLOT_EV_TIME_MS, e->time_ms);
+    allot_put_u64(p + ALLOT_EV_SKU, e->sku);
+    allot_put_u64(p + ALLOT_EV_ORDER, e->order);
+    allot_put_u64(p + ALLOT_EV_VALUE, e->value);
+    allot_put_u8(p + ALLOT_EV_TYPE, e->type);
+    allot_put_u8(p + ALLOT_EV_STATE, e->state);
+    allot_put_u16(p + ALLOT_EV_LOCATION, e->location);
+}
+
+void fake_send_events(int fd, uint64_t id, const fake_event_t *e, unsigned n)
+{
+    static uint8_t body[ALLOT_EVENT_BATCH_MAX * ALLOT_EV_SIZE];
+    if (n > ALLOT_EVENT_BATCH_MAX)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        fake_put_event(body + (size_t)i * ALLOT_EV_SIZE, &e[i]);
+    fake_send(fd, ALLOT_OP_EVENT | ALLOT_OP_RESPONSE, (uint16_t)n, id, body,
+              (size_t)n * ALLOT_EV_SIZE);
+}
+
+void fake_script_canned(fake_t *f, int fd)
+{
+    const fake_canned_t *c = f->arg;
+    uint8_t in[2048];
+    if (fake_read_frame(f, fd, in, sizeof(in)) == 0)
+        return;
+    uint16_t op = c->opcode != 0 ? c->opcode
+                                 : (uint16_t)(allot_get_u16(in + 4) | ALLOT_OP_RESPONSE);
+    fake_send(fd, op, c->count, allot_get_u64(in + 8), c->body, c->len);
+    fake_drain(f, fd);
+}
+
+static void serve_one(fake_t *f, int fd)
+{
     uint8_t buf[ALLOT_FRAME_HEADER_SIZE + ALLOT_HELLO_REQ_SIZE + ALLOT_TOKEN_MAX];
     size_t len = fake_read_frame(NULL, fd, buf, sizeof(buf));
     if (len >= ALLOT_FRAME_HEADER_SIZE + ALLOT_HELLO_REQ_SIZE) {
@@ -108,7 +158,19 @@ static void *fake_main(void *arg)
         if (f->hello == FAKE_HELLO_OK && f->script != NULL)
             f->script(f, fd);
     }
-    close(fd);
+}
+
+static void *fake_main(void *arg)
+{
+    fake_t *f = arg;
+    unsigned conns = f->conns != 0 ? f->conns : 1;
+    for (unsigned i = 0; i < conns; i++) {
+        int fd = accept(f->lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        serve_one(f, fd);
+        close(fd);
+    }
     return NULL;
 }
 

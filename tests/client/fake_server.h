@@ -30,6 +30,8 @@ struct fake {
     pthread_t thread;
     enum fake_hello hello;
     uint32_t batch_max;   /* announced; 0 = ALLOT_BATCH_MAX */
+    unsigned conns;       /* connections to serve one after the other
+                             (handshake and script each); 0 = 1 */
     fake_script_fn script;
     void *arg;            /* for the script */
     /* what the server saw */
@@ -51,5 +53,35 @@ size_t fake_read_frame(fake_t *f, int fd, uint8_t *buf, size_t cap);
 void fake_write(int fd, const void *p, size_t n);
 void fake_header(uint8_t *p, uint32_t len, uint16_t opcode, uint16_t count,
                  uint64_t id);
+
+/* Sends a frame: header (opcode as given, so a test can leave out the
+ * response flag), then len bytes of body. */
+void fake_send(int fd, uint16_t opcode, uint16_t count, uint64_t id,
+               const void *body, size_t len);
+
+/* Reads frames until the client closes. */
+void fake_drain(fake_t *f, int fd);
+
+/* One event element at p (ALLOT_EV_SIZE bytes). */
+typedef struct fake_event {
+    uint64_t seq, time_ms, sku, order, value;
+    uint8_t type, state;
+    uint16_t location;
+} fake_event_t;
+void fake_put_event(uint8_t *p, const fake_event_t *e);
+
+/* An EVENT frame of n events (at most ALLOT_EVENT_BATCH_MAX) for id. */
+void fake_send_events(int fd, uint64_t id, const fake_event_t *e, unsigned n);
+
+/* A canned answer for fake_script_canned (f->arg points to one): the
+ * script reads one request and answers it with opcode (0: the request's,
+ * with the response flag), count and body, then drains. */
+typedef struct fake_canned {
+    uint16_t opcode;
+    uint16_t count;
+    const uint8_t *body;
+    size_t len;
+} fake_canned_t;
+void fake_script_canned(fake_t *f, int fd);
 
 #endif

@@ -116,10 +116,47 @@ Test(policy, names)
     cr_assert_eq(cli_parse_policy("some", &p), -EINVAL);
 }
 
+Test(numbers, u16_range)
+{
+    uint16_t v;
+    cr_assert_eq(cli_parse_u16("65535", &v), 0);
+    cr_assert_eq(v, 65535);
+    cr_assert_eq(cli_parse_u16("0", &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(cli_parse_u16("65536", &v), -ERANGE);
+    cr_assert_eq(cli_parse_u16("-1", &v), -EINVAL);
+}
+
+/* ---- event types ------------------------------------------------------------ */
+
+Test(events, type_names_and_lists)
+{
+    uint32_t m = 0;
+    cr_assert_eq(cli_parse_event_types("restocked", &m), 0);
+    cr_assert_eq(m, ALLOT_EVENT_BIT(ALLOT_EVENT_RESTOCKED));
+    cr_assert_eq(cli_parse_event_types("SOLD_OUT,backorder-filled", &m), 0);
+    cr_assert_eq(m, ALLOT_EVENT_BIT(ALLOT_EVENT_RESTOCKED) |
+                        ALLOT_EVENT_BIT(ALLOT_EVENT_SOLD_OUT) |
+                        ALLOT_EVENT_BIT(ALLOT_EVENT_BACKORDER_FILLED),
+                 "lists add to the mask");
+    m = 0;
+    cr_assert_eq(cli_parse_event_types("hold_expired,Reorder_Point", &m), 0);
+    cr_assert_eq(m, ALLOT_EVENT_BIT(ALLOT_EVENT_HOLD_EXPIRED) |
+                        ALLOT_EVENT_BIT(ALLOT_EVENT_REORDER_POINT));
+    static const char *const bad[] = {"", "lost", "restock", "restocked,", ",sold_out",
+                                      "sold out", "restockedx", "sold_out,,restocked"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        m = 7;
+        cr_assert_eq(cli_parse_event_types(bad[i], &m), -EINVAL, "'%s'", bad[i]);
+        cr_assert_eq(m, 7, "unchanged on failure: '%s'", bad[i]);
+    }
+}
+
 /* ---- the command-line splitter ---------------------------------------------- */
 
 static const cli_optspec_t spec[] = {
-    {"customer", true}, {"policy", true}, {"json", false},
+    {"customer", true, false}, {"policy", true, false}, {"json", false, false},
+    {"type", true, true},
 };
 
 static int split(cli_args_t *a, bool stop, int *used, char *err, ...)
@@ -131,7 +168,7 @@ static int split(cli_args_t *a, bool stop, int *used, char *err, ...)
     for (char *s; (s = va_arg(ap, char *)) != NULL;)
         argv[argc++] = s;
     va_end(ap);
-    return cli_split(argc, argv, spec, 3, stop, a, used, err, 128);
+    return cli_split(argc, argv, spec, 4, stop, a, used, err, 128);
 }
 
 Test(split, negative_numbers_are_positionals)
@@ -283,4 +320,29 @@ Test(csv, bad_rows_say_why)
     cr_assert(strstr(why, "reorder_point") != NULL, "%s", why);
     cr_assert_eq(csv("99999999999999999999,1", false, &r, &why), CLI_CSV_BAD);
     cr_assert(strstr(why, "'#'") != NULL, "%s", why);
+}
+
+Test(split, repeatable_options_keep_every_value)
+{
+    cli_args_t a;
+    char err[128];
+    int used;
+    cr_assert_eq(split(&a, false, &used, err, "--type", "sold_out", "--customer", "1",
+                       "--type=restocked", "--customer", "2", NULL),
+                 0, "%s", err);
+    cr_assert_eq(a.nrep, 2);
+    cr_assert_str_eq(a.rep[0], "sold_out");
+    cr_assert_eq(a.rep_opt[0], 3);
+    cr_assert_str_eq(a.rep[1], "restocked");
+    cr_assert_str_eq(a.value[3], "restocked", "value[] has the last");
+    cr_assert_str_eq(a.value[0], "2", "others keep their last value only");
+    char *many[2 * CLI_REPEAT_MAX + 2];
+    for (unsigned i = 0; i <= CLI_REPEAT_MAX; i++) {
+        many[2 * i] = "--type";
+        many[2 * i + 1] = "restocked";
+    }
+    cr_assert_eq(cli_split(2 * (CLI_REPEAT_MAX + 1), many, spec, 4, false, &a, &used, err,
+                           sizeof(err)),
+                 -EINVAL);
+    cr_assert(strstr(err, "too many '--type'") != NULL, "%s", err);
 }

@@ -135,6 +135,32 @@ Test(encode, sku_set_adjust_extend_and_ids)
     static const uint8_t extend[16] = {0x55, 0, 0, 0, 0, 0, 0, 0, 0x60, 0xea, 0, 0, 0, 0, 0, 0};
     cr_assert_arr_eq(f + 16, extend, 16);
 
+    cr_assert_eq(allot_batch_reset(b, ALLOT_OP_SKU_SET), 0);
+    cr_assert_eq(allot_batch_add_sku_set_at(b, 9, 0x0302, 0x0504, 1000, 2, 5), 0);
+    f = allot_batch_frame(b, &len);
+    static const uint8_t sku_set_at[32] = {9, 0, 0, 0, 0, 0, 0, 0, 0xe8, 0x03, 0, 0, 0, 0, 0, 0,
+                                           2, 0, 0, 0, 5, 0, 0, 0, 2, 3, 4, 5, 0, 0, 0, 0};
+    cr_assert_arr_eq(f + 16, sku_set_at, 32);
+
+    cr_assert_eq(allot_batch_reset(b, ALLOT_OP_RESTOCK), 0);
+    cr_assert_eq(allot_batch_add_restock_at(b, 7, 0xbeef, 300), 0);
+    cr_assert_eq(allot_batch_add_restock(b, 7, 1), 0);
+    f = allot_batch_frame(b, &len);
+    static const uint8_t restock_at[48] = {7, 0, 0, 0, 0, 0, 0, 0, 0x2c, 0x01, 0, 0, 0, 0, 0, 0,
+                                           0xef, 0xbe, 0, 0, 0, 0, 0, 0,
+                                           7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+                                           0, 0, 0, 0, 0, 0, 0, 0};
+    cr_assert_eq(len, 16 + 48);
+    cr_assert_arr_eq(f + 16, restock_at, 48);
+
+    cr_assert_eq(allot_batch_reset(b, ALLOT_OP_ADJUST), 0);
+    cr_assert_eq(allot_batch_add_adjust_at(b, 7, 3, -2), 0);
+    f = allot_batch_frame(b, &len);
+    static const uint8_t adjust_at[24] = {7, 0, 0, 0, 0, 0, 0, 0,
+                                          0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                          3, 0, 0, 0, 0, 0, 0, 0};
+    cr_assert_arr_eq(f + 16, adjust_at, 24);
+
     cr_assert_eq(allot_batch_reset(b, ALLOT_OP_CANCEL), 0);
     cr_assert_eq(allot_batch_add_cancel(b, 0x0a0b), 0);
     cr_assert_eq(allot_batch_add_cancel(b, 1), 0);
@@ -142,6 +168,46 @@ Test(encode, sku_set_adjust_extend_and_ids)
     cr_assert_eq(len, 32);
     cr_assert_eq(allot_get_u64(f + 16), 0x0a0b);
     cr_assert_eq(allot_get_u64(f + 24), 1);
+    allot_batch_free(b);
+}
+
+Test(encode, place_flags_and_max_wait)
+{
+    allot_batch_t *b;
+    cr_assert_eq(allot_batch_new(&b, ALLOT_OP_PLACE, NULL), 0);
+    allot_order_spec_t o = place_spec();
+    o.policy = ALLOT_POLICY_BACKORDER;
+    o.max_wait_ms = 0x01020304;
+    o.flags = ALLOT_PLACE_FLAG_SINGLE_LOCATION;
+    cr_assert_eq(allot_batch_add_place(b, &o), 0);
+    size_t len;
+    const uint8_t *f = allot_batch_frame(b, &len);
+    const uint8_t *e = f + 16;
+    cr_assert_eq(len, sizeof(place_frame));
+    cr_assert_eq(e[ALLOT_PLACE_POLICY], ALLOT_POLICY_BACKORDER);
+    cr_assert_eq(allot_get_u16(e + ALLOT_PLACE_FLAGS), ALLOT_PLACE_FLAG_SINGLE_LOCATION);
+    cr_assert_eq(allot_get_u32(e + ALLOT_PLACE_MAX_WAIT_MS), 0x01020304);
+    cr_assert_eq(allot_get_u32(e + ALLOT_PLACE_RSV), 0);
+    /* Everything else as the hand-computed frame. */
+    cr_assert_arr_eq(e, place_frame + 16, ALLOT_PLACE_POLICY);
+    cr_assert_arr_eq(e + ALLOT_PLACE_HEAD_SIZE, place_frame + 16 + ALLOT_PLACE_HEAD_SIZE,
+                     2 * ALLOT_LINE_SIZE);
+    allot_batch_free(b);
+}
+
+Test(encode, sku_get_batches_stop_at_their_own_limit)
+{
+    allot_batch_t *b;
+    cr_assert_eq(allot_batch_new(&b, ALLOT_OP_SKU_GET, NULL), 0);
+    unsigned n = 0;
+    while (allot_batch_add_sku_get(b, n) == 0)
+        n++;
+    cr_assert_eq(n, ALLOT_SKU_GET_BATCH_MAX);
+    cr_assert_eq(allot_batch_reset(b, ALLOT_OP_SKU_SET), 0);
+    n = 0;
+    while (allot_batch_add_sku_set(b, n, 1, 0, 0) == 0)
+        n++;
+    cr_assert_eq(n, ALLOT_BATCH_MAX, "other opcodes keep the batch limit");
     allot_batch_free(b);
 }
 
@@ -743,11 +809,13 @@ Test(conn, small_buffers_bound_batches_by_their_answers, .timeout = 10)
     allot_batch_t *fit, *wide;
     cr_assert_eq(allot_batch_new(&fit, ALLOT_OP_SKU_GET, c), 0);
     cr_assert_eq(allot_batch_new(&wide, ALLOT_OP_SKU_GET, NULL), 0);
-    /* 8 bytes asked, 48 answered: the answer is what limits the batch. */
+    /* 8 bytes asked, up to 48 + 8 locations answered: the answer is what
+     * limits the batch. */
     unsigned n = 0;
     while (allot_batch_add_sku_get(fit, n) == 0)
         n++;
-    cr_assert_eq(n, (ALLOT_BUFFER_BYTES_MIN - 16) / ALLOT_SRES_SIZE);
+    cr_assert_eq(n, (ALLOT_BUFFER_BYTES_MIN - 16) /
+                        (ALLOT_SRES_SIZE + ALLOT_LOCATIONS_MAX * ALLOT_SLOC_SIZE));
     for (unsigned i = 0; i <= n; i++)
         cr_assert_eq(allot_batch_add_sku_get(wide, i), 0);
     cr_assert_eq(allot_submit(c, wide, NULL, NULL), -EMSGSIZE);
