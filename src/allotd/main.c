@@ -27,6 +27,7 @@
 #include "journal/journal.h"
 #include "journal/recover.h"
 #include "journal/snapshotter.h"
+#include "net/events.h"
 #include "net/net.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -43,6 +44,9 @@ typedef struct options {
     uint32_t skus_max;
     uint32_t orders_max;
     uint32_t limits_max;
+    uint32_t loc_skus_max;
+    uint32_t splits_max;
+    uint32_t waiting_max;
     uint32_t connections_max;
     const char *token_file;
     const char *port_file;
@@ -56,6 +60,7 @@ typedef struct options {
     uint64_t snapshot_every_ms;
     bool recover_truncate;
     uint32_t hello_ms;
+    uint32_t events_retain;
 } options_t;
 
 static void usage(FILE *f)
@@ -79,6 +84,13 @@ static void usage(FILE *f)
         "  --orders-max N         orders held in memory, 1..%u (default %u)\n"
         "  --limits-max N         per-customer limit counters, 1..%u (default %u):\n"
         "                         one per customer and limited SKU bought\n"
+        "  --loc-skus-max N       SKUs stocked anywhere but location 0 alone,\n"
+        "                         1..%u (default %u)\n"
+        "  --splits-max N         order lines with units away from location 0,\n"
+        "                         1..%u (default %u)\n"
+        "  --waiting-max N        backorder lines waiting for stock, all SKUs,\n"
+        "                         1..%u (default %u); one SKU's queue holds at\n"
+        "                         most %u\n"
         "  --hold-max-ms N        longest a hold may last from placement\n"
         "                         (default %u = 30 min)\n"
         "  --hello-timeout-ms N   close a connection that has not sent HELLO\n"
@@ -102,6 +114,9 @@ static void usage(FILE *f)
         "  --recover-truncate     at start-up, cut a corrupt journal at the first\n"
         "                         bad record instead of refusing to start (later\n"
         "                         segments are renamed *.cut, never deleted)\n"
+        "  --events-retain N      recent events kept in memory for subscribers,\n"
+        "                         1..%u (default %u); a SUBSCRIBE from before\n"
+        "                         them is TOO_OLD. Smaller values are for testing\n"
         "  --log-level LEVEL      error, warn, info (default) or debug; logs go to\n"
         "                         stderr\n"
         "  --net-compat           use plain io_uring operations only (no provided\n"
@@ -111,14 +126,19 @@ static void usage(FILE *f)
         "\n"
         "SIGTERM or SIGINT stops accepting, finishes the requests already\n"
         "received and sends their answers (waiting at most %u ms), then exits 0;\n"
-        "a second signal closes the remaining connections at once.\n"
+        "a second signal closes the remaining connections at once. Subscribers\n"
+        "get the events they may have by then, and are closed.\n"
         "Exit status: 0 clean stop, 1 start-up or runtime failure, 2 bad flags.\n",
         DEFAULT_HOST, DEFAULT_PORT, THREADS_MAX, CONNECTIONS_MAX_CEILING,
         CONNECTIONS_MAX_DEFAULT, SKUS_MAX_CEILING, SKUS_MAX_DEFAULT, ORDERS_MAX_CEILING,
-        ORDERS_MAX_DEFAULT, LIMITS_MAX_CEILING, LIMITS_MAX_DEFAULT, HOLD_MAX_MS_DEFAULT, NET_HELLO_MS, ALLOT_TOKEN_MAX,
+        ORDERS_MAX_DEFAULT, LIMITS_MAX_CEILING, LIMITS_MAX_DEFAULT, LOC_SKUS_MAX_CEILING,
+        LOC_SKUS_MAX_DEFAULT, SPLITS_MAX_CEILING, SPLITS_MAX_DEFAULT, WAITING_MAX_CEILING,
+        WAITING_MAX_DEFAULT, BACKORDER_QUEUE_MAX, HOLD_MAX_MS_DEFAULT, NET_HELLO_MS,
+        ALLOT_TOKEN_MAX,
         DEFAULT_DATA_DIR,
         JOURNAL_FSYNC_MS_DEFAULT, JOURNAL_SEGMENT_DEFAULT >> 20,
-        SNAPSHOT_EVERY_RECORDS_DEFAULT, SNAPSHOT_EVERY_MS_DEFAULT / 1000u, NET_DRAIN_MS);
+        SNAPSHOT_EVERY_RECORDS_DEFAULT, SNAPSHOT_EVERY_MS_DEFAULT / 1000u, EVENTS_RETAIN,
+        EVENTS_RETAIN, NET_DRAIN_MS);
 }
 
 static void bad_flag(const char *fmt, const char *flag, const char *value)
@@ -182,7 +202,7 @@ static unsigned default_threads(void)
 enum { OPT_LISTEN = 256, OPT_THREADS, OPT_DATA_DIR, OPT_SKUS, OPT_ORDERS, OPT_CONNS,
        OPT_TOKEN, OPT_LOG, OPT_PORT_FILE, OPT_HOLD, OPT_COMPAT, OPT_HELP, OPT_DURABILITY,
        OPT_FSYNC_MS, OPT_SEGMENT_MB, OPT_SNAPSHOT_EVERY, OPT_RECOVER_TRUNCATE, OPT_LIMITS,
-       OPT_HELLO };
+       OPT_HELLO, OPT_EVENTS_RETAIN, OPT_LOC_SKUS, OPT_SPLITS, OPT_WAITING };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -191,6 +211,9 @@ static const struct option long_options[] = {
     {"skus-max", required_argument, NULL, OPT_SKUS},
     {"orders-max", required_argument, NULL, OPT_ORDERS},
     {"limits-max", required_argument, NULL, OPT_LIMITS},
+    {"loc-skus-max", required_argument, NULL, OPT_LOC_SKUS},
+    {"splits-max", required_argument, NULL, OPT_SPLITS},
+    {"waiting-max", required_argument, NULL, OPT_WAITING},
     {"hello-timeout-ms", required_argument, NULL, OPT_HELLO},
     {"connections-max", required_argument, NULL, OPT_CONNS},
     {"token-file", required_argument, NULL, OPT_TOKEN},
@@ -204,6 +227,7 @@ static const struct option long_options[] = {
     {"segment-mb", required_argument, NULL, OPT_SEGMENT_MB},
     {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
     {"recover-truncate", no_argument, NULL, OPT_RECOVER_TRUNCATE},
+    {"events-retain", required_argument, NULL, OPT_EVENTS_RETAIN},
     {NULL, 0, NULL, 0},
 };
 
@@ -222,6 +246,16 @@ static void parse_option(options_t *o, int opt, const char *arg)
         break;
     case OPT_LIMITS:
         o->limits_max = (uint32_t)parse_number("--limits-max", arg, 1, LIMITS_MAX_CEILING);
+        break;
+    case OPT_LOC_SKUS:
+        o->loc_skus_max =
+            (uint32_t)parse_number("--loc-skus-max", arg, 1, LOC_SKUS_MAX_CEILING);
+        break;
+    case OPT_SPLITS:
+        o->splits_max = (uint32_t)parse_number("--splits-max", arg, 1, SPLITS_MAX_CEILING);
+        break;
+    case OPT_WAITING:
+        o->waiting_max = (uint32_t)parse_number("--waiting-max", arg, 1, WAITING_MAX_CEILING);
         break;
     case OPT_CONNS:
         o->connections_max =
@@ -246,6 +280,9 @@ static void parse_option(options_t *o, int opt, const char *arg)
         break;
     case OPT_SNAPSHOT_EVERY: parse_snapshot_every(o, arg); break;
     case OPT_RECOVER_TRUNCATE: o->recover_truncate = true; break;
+    case OPT_EVENTS_RETAIN:
+        o->events_retain = (uint32_t)parse_number("--events-retain", arg, 1, EVENTS_RETAIN);
+        break;
     case OPT_HELP: usage(stdout); exit(0);
     default:
         fprintf(stderr, "Try 'allotd --help'.\n");
@@ -262,6 +299,9 @@ static void parse_args(options_t *o, int argc, char **argv)
         .skus_max = SKUS_MAX_DEFAULT,
         .orders_max = ORDERS_MAX_DEFAULT,
         .limits_max = LIMITS_MAX_DEFAULT,
+        .loc_skus_max = LOC_SKUS_MAX_DEFAULT,
+        .splits_max = SPLITS_MAX_DEFAULT,
+        .waiting_max = WAITING_MAX_DEFAULT,
         .hello_ms = NET_HELLO_MS,
         .connections_max = CONNECTIONS_MAX_DEFAULT,
         .hold_max_ms = HOLD_MAX_MS_DEFAULT,
@@ -272,6 +312,7 @@ static void parse_args(options_t *o, int argc, char **argv)
         .segment_mb = JOURNAL_SEGMENT_DEFAULT >> 20,
         .snapshot_every_records = SNAPSHOT_EVERY_RECORDS_DEFAULT,
         .snapshot_every_ms = SNAPSHOT_EVERY_MS_DEFAULT,
+        .events_retain = EVENTS_RETAIN,
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1)
@@ -405,25 +446,49 @@ typedef struct server {
     bool storage_open;
     journal_t *journal;
     snapshotter_t snap;
+    events_t *events;
     int signal_fd;
     uint8_t token[ALLOT_TOKEN_MAX];
     size_t token_len;
 } server_t;
 
-/* ---- the journal's hooks ------------------------------------------------------ */
+/* ---- the journal's and the event hub's hooks (ctx: the server) -------------- */
 
 static uint8_t hook_admit(void *ctx, const eng_op_t *ops, size_t n, uint32_t expiries)
 {
-    return journal_admit(ctx, ops, n, expiries);
+    const server_t *s = ctx;
+    return journal_admit(s->journal, ops, n, expiries);
 }
 
-static void hook_commit(void *ctx) { journal_commit(ctx); }
+/* After every batch: the hub first, so that an event is settled before
+ * its record can be durable (net sends an event once both are true). */
+static void hook_commit(void *ctx)
+{
+    const server_t *s = ctx;
+    events_flush(s->events, engine_seq(s->engine));
+    if (s->journal)
+        journal_commit(s->journal);
+}
 
-static uint64_t hook_release_seq(void *ctx) { return journal_release_seq(ctx); }
+static uint64_t hook_release_seq(void *ctx)
+{
+    const server_t *s = ctx;
+    return journal_release_seq(s->journal);
+}
 
-static int hook_watch(void *ctx, int efd) { return journal_add_waiter(ctx, efd); }
+/* The network loops' wake-up: the journal's progress, or without a
+ * journal, new events. */
+static int hook_watch(void *ctx, int efd)
+{
+    const server_t *s = ctx;
+    return s->journal ? journal_add_waiter(s->journal, efd) : events_add_waiter(s->events, efd);
+}
 
-static bool hook_failed(void *ctx) { return journal_failed(ctx); }
+static bool hook_failed(void *ctx)
+{
+    const server_t *s = ctx;
+    return journal_failed(s->journal);
+}
 
 static void hook_tick(void *ctx, engine_t *e, uint64_t now_ms)
 {
@@ -443,6 +508,9 @@ static void engine_config(engine_config_t *ecfg, const options_t *o)
     ecfg->skus_max = o->skus_max;
     ecfg->orders_max = o->orders_max;
     ecfg->limits_max = o->limits_max;
+    ecfg->loc_skus_max = o->loc_skus_max;
+    ecfg->splits_max = o->splits_max;
+    ecfg->waiting_max = o->waiting_max;
     ecfg->hold_max_ms = o->hold_max_ms;
     ecfg->prefault = true; /* page faults at start-up, not during a sale */
 }
@@ -464,7 +532,10 @@ static int start_state(server_t *s, const options_t *o)
     s->storage_open = true;
     engine_config_t ecfg;
     engine_config(&ecfg, o);
-    recover_opts_t ropts = {.truncate_corrupt = o->recover_truncate};
+    /* The engine derives events while it replays: the records after the
+     * snapshot rebuild the recent events subscribers may ask for again. */
+    eng_event_sink_t events = events_sink(s->events);
+    recover_opts_t ropts = {.truncate_corrupt = o->recover_truncate, .event_sink = &events};
     recover_result_t res;
     rc = recover(&s->storage, &ecfg, &ropts, &s->engine, &res);
     if (rc != 0) {
@@ -479,6 +550,13 @@ static int start_state(server_t *s, const options_t *o)
              "next sequence %" PRIu64,
              o->data_dir, res.snapshot_seq, res.setup_seconds, res.records, res.segments,
              res.replay_seconds, rate, res.next_seq);
+    events_recovered(s->events, res.snapshot_seq, res.next_seq - 1);
+    uint64_t restored = events_appended(s->events);
+    log_info("recovery restored %" PRIu64 " event(s) of the records after the snapshot; "
+             "%" PRIu64 " kept for subscribers (--events-retain %u), who can resume from "
+             "sequence %" PRIu64,
+             restored, restored < o->events_retain ? restored : (uint64_t)o->events_retain,
+             o->events_retain, events_oldest_seq(s->events));
     if (o->durability == DURABILITY_NONE) {
         log_warn("DURABILITY NONE: nothing is journaled; every mutation from now on is lost "
                  "when allotd stops. For benchmarking only.");
@@ -507,7 +585,12 @@ static int start_state(server_t *s, const options_t *o)
 
 static int start_engine(server_t *s, const options_t *o)
 {
-    int rc = start_state(s, o);
+    int rc = events_init(&s->events, o->events_retain);
+    if (rc != 0) {
+        log_error("event ring of %u events: %s", o->events_retain, strerror(-rc));
+        return rc;
+    }
+    rc = start_state(s, o);
     if (rc != 0)
         return rc;
     snapshotter_init(&s->snap, o->data_dir, &s->storage, s->journal,
@@ -519,8 +602,8 @@ static int start_engine(server_t *s, const options_t *o)
         .ring_size = NET_BATCHES,
         .tick_ms = NET_TICK_MS,
         .admit = s->journal ? hook_admit : NULL,
-        .commit = s->journal ? hook_commit : NULL,
-        .journal_ctx = s->journal,
+        .commit = hook_commit,
+        .journal_ctx = s,
         .tick_hook = o->durability == DURABILITY_NONE ? NULL : hook_tick,
         .tick_ctx = &s->snap,
     };
@@ -547,9 +630,10 @@ static int start_net(server_t *s, const options_t *o)
         .compat = o->compat,
         .hello_ms = o->hello_ms,
         .durable_seq = s->journal ? hook_release_seq : NULL,
-        .durable_watch = s->journal ? hook_watch : NULL,
+        .durable_watch = hook_watch,
         .durable_failed = s->journal ? hook_failed : NULL,
-        .durable_ctx = s->journal,
+        .durable_ctx = s,
+        .events = s->events,
     };
     int rc = net_init(&s->net, &ncfg);
     if (rc != 0)
@@ -599,6 +683,7 @@ static int server_stop(server_t *s)
     if (s->net)
         net_deinit(s->net);
     engine_deinit(s->engine);
+    events_deinit(s->events);
     if (s->storage_open)
         storage_file_close(&s->storage);
     if (s->signal_fd >= 0 && close(s->signal_fd) != 0)

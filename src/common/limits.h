@@ -34,11 +34,14 @@
  * single-location SKUs stay one cache line each); order lines allocated
  * from such SKUs get an out-of-line split. Both tables are fixed at start. */
 #define LOC_SKUS_MAX_DEFAULT (1u << 16)
+#define LOC_SKUS_MAX_CEILING (1u << 24)
 #define SPLITS_MAX_DEFAULT (1u << 18)
+#define SPLITS_MAX_CEILING (1u << 26)
 
 /* Backorders: order lines waiting for stock, across all SKUs, and in one
  * SKU's queue (a longer queue answers CAPACITY). */
 #define WAITING_MAX_DEFAULT (1u << 18)
+#define WAITING_MAX_CEILING (1u << 26)
 #define BACKORDER_QUEUE_MAX (1u << 16)
 /* Waiting lines one drain step fills (the engine runs one before and one
  * after every batch, and one per expiry tick): bounds what a batch may

@@ -215,11 +215,11 @@ static bool all_zero(const uint8_t *p, size_t n)
 static bool valid_record_after(const uint8_t *buf, size_t from, size_t len)
 {
     eng_record_t rec;
-    eng_line_t lines[ALLOT_LINES_MAX];
+    rec_bufs_t bufs;
     for (size_t off = (from + 8) & ~(size_t)7; off + REC_SIZE_MIN <= len; off += 8) {
         size_t size;
         const char *why;
-        if (rec_decode(buf + off, len - off, &rec, lines, &size, &why) == REC_STATUS_OK)
+        if (rec_decode(buf + off, len - off, &rec, &bufs, &size, &why) == REC_STATUS_OK)
             return true;
     }
     return false;
@@ -307,7 +307,7 @@ static int bad_record(replay_ctx_t *c, const char *name, const uint8_t *buf, siz
 typedef struct ahead {
     eng_record_t rec;
     size_t off;
-    eng_line_t lines[ALLOT_LINES_MAX];
+    rec_bufs_t bufs;
 } ahead_t;
 
 static int replay_records(replay_ctx_t *c, const char *name, const uint8_t *buf, size_t len,
@@ -322,7 +322,7 @@ static int replay_records(replay_ctx_t *c, const char *name, const uint8_t *buf,
         while (s == REC_STATUS_OK && count < REPLAY_AHEAD && off < len) {
             ahead_t *a = &ring[(head + count) % REPLAY_AHEAD];
             size_t size;
-            s = rec_decode(buf + off, len - off, &a->rec, a->lines, &size, &why);
+            s = rec_decode(buf + off, len - off, &a->rec, &a->bufs, &size, &why);
             if (s != REC_STATUS_OK)
                 break;
             a->off = off;
@@ -461,6 +461,8 @@ int recover(const storage_t *st, const engine_config_t *cfg, const recover_opts_
     rc = start_engine(st, cfg, o, &d, &e, res);
     if (rc != 0)
         goto out;
+    if (o->event_sink)
+        engine_set_event_sink(e, o->event_sink);
     double t1 = mono_seconds();
     res->setup_seconds = t1 - t0;
     /* The first segment to read is the last one starting at or before the

@@ -45,6 +45,9 @@ typedef struct recover_opts {
     /* Called for every record replayed (tools); may be NULL. */
     void (*on_record)(void *ctx, const eng_record_t *rec);
     void *ctx;
+    /* Given to the engine before replay, so that the events of the records
+     * replayed go there (the server's ring of recent events); may be NULL. */
+    const eng_event_sink_t *event_sink;
 } recover_opts_t;
 
 typedef struct recover_result {

@@ -22,6 +22,12 @@
 #include "common/verify.h"
 #include "net/internal.h"
 
+/* The answers of ORDER_GET and SKU_GET need room beyond lines: a batch has
+ * room for one frame of each at its largest, which keeps a batch's memory
+ * at a few hundred KiB. */
+#define NET_BATCH_DETAILS ALLOT_ORDER_GET_BATCH_MAX
+#define NET_BATCH_LOCS (ALLOT_SKU_GET_BATCH_MAX * ALLOT_LOCATIONS_MAX)
+
 static net_batch_t *batch_at(net_thread_t *t, uint32_t i)
 {
     return &t->batches[i & (NET_BATCHES - 1)];
@@ -35,7 +41,9 @@ int batch_pool_init(net_thread_t *t)
         b->ops = calloc(PROTO_DECODE_OPS_MAX, sizeof *b->ops);
         b->lines = calloc(PROTO_DECODE_LINES_MAX, sizeof *b->lines);
         b->frames = calloc(PROTO_DECODE_OPS_MAX, sizeof *b->frames);
-        if (!b->ops || !b->lines || !b->frames)
+        b->details = calloc(NET_BATCH_DETAILS, sizeof *b->details);
+        b->locs = calloc(NET_BATCH_LOCS, sizeof *b->locs);
+        if (!b->ops || !b->lines || !b->frames || !b->details || !b->locs)
             return -ENOMEM;
     }
     return 0;
@@ -47,6 +55,8 @@ void batch_pool_deinit(net_thread_t *t)
         free(t->batches[i].ops);
         free(t->batches[i].lines);
         free(t->batches[i].frames);
+        free(t->batches[i].details);
+        free(t->batches[i].locs);
     }
 }
 
@@ -67,15 +77,27 @@ static net_batch_t *batch_new(net_thread_t *t, bool stats)
     }
     b->frames_n = 0;
     b->lines_used = 0;
+    b->details_used = 0;
+    b->locs_used = 0;
     b->stats = stats;
     return b;
 }
 
+/* Only a frame's op and line counts are known here, not its opcode: a frame
+ * without lines may be a SKU_GET, and every ALLOT_LINES_MAX lines an
+ * ORDER_GET (whose ops own that many each), so room is checked for that
+ * worst case. batch_add_frame takes exactly what the frame needs; a fresh
+ * batch holds any one frame, since the codec caps both counts. */
 static bool batch_fits(const net_batch_t *b, size_t ops, size_t lines)
 {
+    size_t details = (lines + ALLOT_LINES_MAX - 1) / ALLOT_LINES_MAX;
+    size_t locs = lines == 0 ? ops * ALLOT_LOCATIONS_MAX : 0;
+
     return !b->stats && b->frames_n < PROTO_DECODE_OPS_MAX &&
            b->xb.n + ops <= PROTO_DECODE_OPS_MAX &&
-           b->lines_used + lines <= PROTO_DECODE_LINES_MAX;
+           b->lines_used + lines <= PROTO_DECODE_LINES_MAX &&
+           b->details_used + details <= NET_BATCH_DETAILS &&
+           b->locs_used + locs <= NET_BATCH_LOCS;
 }
 
 /* Hands sealed batches to the executor, in order, while it has room. */
@@ -109,10 +131,34 @@ net_batch_t *batch_room(net_thread_t *t, bool stats, size_t ops, size_t lines)
     return b;
 }
 
+/* Points the frame's reads at the batch's answer buffers (the codec leaves
+ * them NULL). A detail is cleared because the engine fills only what the
+ * order has. */
+static void batch_attach_answers(net_batch_t *b, uint16_t opcode, eng_op_t *ops, uint32_t n)
+{
+    if (opcode == ALLOT_OP_ORDER_GET) {
+        VERIFY(b->details_used + n <= NET_BATCH_DETAILS);
+        for (uint32_t i = 0; i < n; i++) {
+            eng_order_detail_t *d = &b->details[b->details_used++];
+            memset(d->queue_place, 0, sizeof d->queue_place);
+            d->alloc_count = 0;
+            d->order_flags = 0;
+            ops[i].detail = d;
+        }
+    } else if (opcode == ALLOT_OP_SKU_GET) {
+        VERIFY(b->locs_used + (size_t)n * ALLOT_LOCATIONS_MAX <= NET_BATCH_LOCS);
+        for (uint32_t i = 0; i < n; i++) {
+            ops[i].locs = &b->locs[b->locs_used];
+            b->locs_used += ALLOT_LOCATIONS_MAX;
+        }
+    }
+}
+
 void batch_add_frame(net_batch_t *b, const net_conn_t *c, const proto_frame_t *f,
                      uint32_t n_ops, uint32_t n_lines, uint32_t bound)
 {
     VERIFY(b->frames_n < PROTO_DECODE_OPS_MAX);
+    batch_attach_answers(b, f->opcode, b->ops + b->xb.n, n_ops);
     b->frames[b->frames_n++] = (net_frame_ref_t){
         .slot = c->slot,
         .gen = c->gen,
@@ -149,7 +195,15 @@ uint32_t answer_bound(uint16_t opcode, const eng_op_t *ops, size_t n)
             bound += ALLOT_ORES_HEAD_SIZE + (((size_t)ops[i].line_count * 4u + 7u) & ~7u);
         break;
     case ALLOT_OP_ORDER_GET:
-        bound += n * (ALLOT_OGET_HEAD_SIZE + ALLOT_LINES_MAX * ALLOT_OLINE_SIZE);
+        bound += n * (ALLOT_OGET_HEAD_SIZE +
+                      ALLOT_LINES_MAX * (ALLOT_OLINE_SIZE +
+                                         ALLOT_LOCATIONS_MAX * ALLOT_OLOC_SIZE));
+        break;
+    case ALLOT_OP_SKU_GET:
+        bound += n * (ALLOT_SRES_SIZE + ALLOT_LOCATIONS_MAX * ALLOT_SLOC_SIZE);
+        break;
+    case ALLOT_OP_SUBSCRIBE:
+        bound += ALLOT_SUBR_SIZE;
         break;
     case ALLOT_OP_STATS:
         bound += 8u * ALLOT_STAT_COUNT;
@@ -226,7 +280,7 @@ static size_t encode_ops(net_thread_t *t, net_conn_t *c, const net_frame_ref_t *
             ctr_add(&t->counters.ops[fr->opcode][r], 1);
     }
     if (fr->count == 0 && fr->opcode < ALLOT_OP_COUNT)
-        ctr_add(&t->counters.ops[fr->opcode][ALLOT_OK], 1); /* SUBSCRIBE */
+        ctr_add(&t->counters.ops[fr->opcode][ALLOT_OK], 1); /* STATS: no elements */
     size_t size = proto_response_size(fr->opcode, ops, fr->count);
     VERIFY(size > 0 && size <= fr->bound);
     uint8_t *p = conn_out_reserve(t, c, size);

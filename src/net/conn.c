@@ -9,6 +9,10 @@
  * waits in `out` and goes in the next send, so pipelined answers are
  * coalesced. The two buffers swap roles after each send.
  *
+ * Subscribers (subscribe.c) add EVENT frames to the same queue, after the
+ * answers queued before them; events are already durable, so their gates
+ * never wait on their own account.
+ *
  * Backpressure. A connection whose unsent answers plus the answers its
  * frames in the executor may still add reach CONN_OUT_PAUSE_BYTES is
  * paused: no frame of it is decoded and its recv is cancelled, until its
@@ -122,7 +126,8 @@ int conn_table_init(net_thread_t *t)
     if (slot_list_init(&t->kick, cap) || slot_list_init(&t->starved, cap) ||
         slot_list_init(&t->gated, cap))
         return -ENOMEM;
-    return 0;
+    t->subs = calloc(cap, sizeof *t->subs);
+    return t->subs ? 0 : -ENOMEM;
 }
 
 void conn_table_deinit(net_thread_t *t)
@@ -137,9 +142,13 @@ void conn_table_deinit(net_thread_t *t)
         buf_free(&c->out);
         buf_free(&c->tx);
         free(c->err);
+        free(c->sub);
         atomic_fetch_sub(&t->net->conns, 1);
     }
     free(t->conns);
+    free(t->subs);
+    t->subs = NULL;
+    t->subs_n = 0;
     free(t->free_slots);
     slot_list_deinit(&t->kick);
     slot_list_deinit(&t->starved);
@@ -210,6 +219,7 @@ static void conn_close(net_thread_t *t, net_conn_t *c)
     buf_free(&c->tx);
     free(c->err);
     c->err = NULL;
+    sub_free(t, c);
     /* its slot may still sit in a list: whoever pops it finds it free, or
      * serves the connection that reused it, which does no harm */
     if (!c->hello_done)
@@ -502,7 +512,8 @@ void conn_on_send(net_thread_t *t, net_conn_t *c, int res)
 
 static bool conn_output_done(const net_conn_t *c)
 {
-    return !c->send_inflight && c->out.len == 0 && c->frames_inflight == 0 && !c->err;
+    return !c->send_inflight && c->out.len == 0 && c->frames_inflight == 0 && !c->err &&
+           !sub_owes(c);
 }
 
 /* ---- the state machine ---------------------------------------------------- */
@@ -577,8 +588,12 @@ static void conn_service(net_thread_t *t, net_conn_t *c)
 {
     if (c->state == CONN_OPEN)
         conn_service_open(t, c);
-    if (c->state == CONN_REJECTED)
+    if (c->state == CONN_OPEN && c->sub)
+        sub_pump(t, c);
+    if (c->state == CONN_REJECTED) {
         conn_emit_error(t, c);
+        sub_emit_lost(t, c);
+    }
     if (c->state == CONN_OPEN || c->state == CONN_REJECTED) {
         if (t->durable_failed)
             net_conn_fail_gated(t, c);
@@ -612,7 +627,8 @@ void conn_unstarve_all(net_thread_t *t)
 }
 
 /* Deadlines: connections that never said HELLO, lingering connections
- * whose peer never closed, and the end of the drain. */
+ * whose peer never closed, cut-off subscribers that do not read their last
+ * frames, and the end of the drain. */
 void conn_sweep(net_thread_t *t)
 {
     for (uint32_t i = 0; i < t->conns_hw; i++) {
@@ -621,6 +637,9 @@ void conn_sweep(net_thread_t *t)
             conn_abort(t, c, "peer did not close after ERROR");
         else if (c->state == CONN_OPEN && !c->hello_done && t->now_ms >= c->hello_deadline_ms)
             conn_abort(t, c, "no HELLO within the time allowed");
+        else if (c->state == CONN_REJECTED && c->sub && c->sub->lost &&
+                 t->now_ms >= c->linger_deadline_ms)
+            conn_abort(t, c, "cut-off subscriber did not read its last frames in time");
         else if (t->forced && c->state != CONN_FREE)
             conn_abort(t, c, "drain timeout");
     }

@@ -99,9 +99,12 @@ static void conn_starve(net_thread_t *t, net_conn_t *c)
 }
 
 /* 0 when the frame was taken (or refused), -EAGAIN when no batch has room
- * and the frame must be parsed again later. */
+ * (or a SUBSCRIBE waits for the answers before it) and the frame must be
+ * parsed again later. */
 static int conn_request(net_thread_t *t, net_conn_t *c, const proto_frame_t *f)
 {
+    if (f->opcode == ALLOT_OP_SUBSCRIBE)
+        return conn_subscribe(t, c, f);
     bool stats = f->opcode == ALLOT_OP_STATS;
     size_t ops_want = f->count < PROTO_DECODE_OPS_MAX ? f->count : PROTO_DECODE_OPS_MAX;
     net_batch_t *b = batch_room(t, stats, ops_want, lines_wanted(f));

@@ -6,6 +6,8 @@
  *   conn.c   a connection's life: accept, the answer queue, sends, close
  *   input.c  a connection's input: bytes, frames into batches, recv
  *   batch.c  executor batches: filling, submitting, completing, STATS
+ *   subscribe.c  SUBSCRIBE and the EVENT frames of subscribed connections
+ *   events.c the event hub the engine's owner thread fills (events.h)
  *
  * Every io_uring operation carries its kind (a tag) and, for connection
  * operations, the connection's slot and generation in its user_data. A
@@ -25,6 +27,7 @@
 
 #include "common/limits.h"
 #include "engine/exec.h"
+#include "net/events.h"
 #include "net/net.h"
 #include "proto/proto.h"
 
@@ -35,6 +38,11 @@
  * answer (<= ALLOT_FRAME_MAX) plus an ERROR frame. */
 #define CONN_OUT_MAX (CONN_OUT_PAUSE_BYTES + 2u * ALLOT_FRAME_MAX)
 #define CONN_GATES 8u /* answer groups waiting for release, per connection */
+/* A subscriber's events are encoded only while its unsent bytes are below
+ * this: the rest wait in the hub, where they cost nothing per connection. */
+#define SUB_OUT_HIGH (64u * 1024u)
+/* Events one pump of one subscriber looks at before yielding the loop. */
+#define SUB_SCAN_MAX 4096u
 
 /* ---- user_data: tag | slot | generation -------------------------------- */
 
@@ -89,6 +97,22 @@ typedef struct net_conn_err {
     uint64_t request_id;
 } net_conn_err_t;
 
+/* A subscribed connection's place in the event hub (subscribe.c). */
+typedef struct net_sub {
+    uint64_t request_id; /* of the SUBSCRIBE: every EVENT frame carries it */
+    uint64_t pos;        /* next hub position to look at */
+    uint64_t start_seq;  /* events below this sequence number are skipped */
+    proto_subscribe_t filter;
+    uint32_t index;      /* in the thread's subs[] */
+    uint64_t resume_seq; /* every event below this seq was passed (sent or filtered) */
+    uint64_t passed_seq; /* seq of the last event passed */
+    uint64_t behind_min; /* fewest events it has been behind the head */
+    uint64_t sent;       /* events sent */
+    bool lost;           /* cut off: LOST is owed, then close */
+    bool lost_sent;
+    uint64_t lost_seq;
+} net_sub_t;
+
 typedef struct net_conn {
     int fd;
     uint32_t slot;
@@ -109,7 +133,8 @@ typedef struct net_conn {
     net_buf_t tx;          /* the send in flight: [off, len) still to go */
     net_gate_t gates[CONN_GATES];
     net_conn_err_t *err;   /* ERROR frame waiting for earlier answers */
-    uint64_t linger_deadline_ms;
+    net_sub_t *sub;        /* after a SUBSCRIBE answered OK */
+    uint64_t linger_deadline_ms; /* also: a cut-off subscriber's last chance */
     uint64_t hello_deadline_ms; /* closed if no HELLO by then */
     union {
         struct sockaddr sa;
@@ -141,8 +166,12 @@ typedef struct net_batch {
     eng_op_t *ops;         /* PROTO_DECODE_OPS_MAX */
     eng_line_t *lines;     /* PROTO_DECODE_LINES_MAX */
     net_frame_ref_t *frames; /* PROTO_DECODE_OPS_MAX */
+    eng_order_detail_t *details; /* ORDER_GET answers: one per op (batch.c sizes) */
+    eng_loc_view_t *locs;  /* SKU_GET answers: ALLOT_LOCATIONS_MAX per op */
     uint32_t frames_n;
     uint32_t lines_used;
+    uint32_t details_used;
+    uint32_t locs_used;
     bool stats;            /* a STATS batch: fn fills est and digest */
     eng_stats_t est;
     uint64_t digest;
@@ -203,6 +232,12 @@ typedef struct net_thread {
     net_slot_list_t kick;    /* needs conn_service() */
     net_slot_list_t starved; /* input waits for a free batch */
     net_slot_list_t gated;   /* answers wait for the journal */
+    /* subscribers: slots of the connections with a subscription */
+    uint32_t *subs;
+    uint32_t subs_n;
+    uint32_t cutoffs;        /* subscribers cut off and not yet closed */
+    uint64_t ev_head_seen;   /* hub head when the subscribers were last kicked */
+    uint64_t ev_wait_seq;    /* a subscriber waits for this seq to be durable; 0 = none */
     /* batches: [done, sent) in the executor, [sent, alloc) sealed or open */
     net_batch_t batches[NET_BATCHES];
     uint32_t b_done, b_sent, b_alloc;
@@ -294,6 +329,19 @@ void conn_out_commit(net_thread_t *t, net_conn_t *c, size_t size, uint64_t seq_n
                      bool mutating);
 void conn_frame_done(net_thread_t *t, net_conn_t *c, uint32_t bound);
 void conn_name(const net_thread_t *t, const net_conn_t *c, char *buf, size_t len);
+
+/* subscribe.c */
+/* A SUBSCRIBE frame, once every answer before it is queued: 0, or
+ * -EAGAIN when frames before it are still in the executor. */
+int conn_subscribe(net_thread_t *t, net_conn_t *c, const proto_frame_t *f);
+/* Encodes the events a subscriber may have now, or cuts it off. */
+void sub_pump(net_thread_t *t, net_conn_t *c);
+/* The LOST frame of a cut-off subscriber, once earlier answers are queued. */
+void sub_emit_lost(net_thread_t *t, net_conn_t *c);
+bool sub_owes(const net_conn_t *c);
+/* Kicks the subscribers when the hub or the journal moved for them. */
+void subs_poll(net_thread_t *t, uint64_t durable);
+void sub_free(net_thread_t *t, net_conn_t *c);
 
 /* input.c */
 void conn_on_recv(net_thread_t *t, net_conn_t *c, int res, unsigned flags);

@@ -16,7 +16,8 @@
  * Each iteration: submit and wait, dispatch every completion by its tag,
  * then run the connections that have work (conn_run_kicks), hand the
  * gathered frames to the executor and take back what it finished, until
- * nothing is left to do without new input.
+ * nothing is left to do without new input. Subscribers are kicked when the
+ * event hub or the journal moved for them (subs_poll).
  */
 #include <errno.h>
 #include <poll.h>
@@ -304,6 +305,9 @@ static void drain_begin(net_thread_t *t)
     t->drain_deadline_ms = t->now_ms + ms;
     if (t->index == 0)
         log_info("stopping: no new connections; finishing in-flight work (up to %u ms)", ms);
+    if (t->subs_n > 0)
+        log_info("thread %u: closing %u subscriber(s) once the events they may have are sent",
+                 t->index, t->subs_n);
     if (t->accept_armed) {
         struct io_uring_sqe *sqe = net_sqe(t);
         io_uring_prep_cancel64(sqe, ud_make(TAG_ACCEPT, 0, 0), 0);
@@ -395,7 +399,7 @@ static void on_tick(net_thread_t *t)
         drain_force(t, "drain time is up");
     if (t->now_ms >= t->next_sweep_ms) {
         t->next_sweep_ms = t->now_ms + SWEEP_MS;
-        if (t->lingering > 0 || t->awaiting_hello > 0)
+        if (t->lingering > 0 || t->awaiting_hello > 0 || t->cutoffs > 0)
             conn_sweep(t);
     }
     arm_tick(t);
@@ -492,6 +496,7 @@ static bool settle(net_thread_t *t)
             t->durable_seen = durable;
             conn_release_gated(t);
         }
+        subs_poll(t, durable);
         conn_run_kicks(t);
         batch_flush(t);
         size_t done = batch_poll(t);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "engine/exec.h"
+#include "net/events.h"
 
 typedef struct net net_t;
 
@@ -48,6 +49,11 @@ typedef struct net_config {
      * -EIO). NULL = it never fails. */
     bool (*durable_failed)(void *ctx);
     void *durable_ctx;
+    /* Recent events for SUBSCRIBE; NULL = none (SUBSCRIBE is answered
+     * INVALID_STATE). An event goes out once durable_seq covers it; without
+     * a journal, make durable_watch register the eventfds with
+     * events_add_waiter so that new events wake the loops. */
+    events_t *events;
     int signal_fd;            /* signalfd to watch for SIGTERM/SIGINT; -1 = none */
     bool compat;              /* plain recv, single-shot ops, no ring flags */
     uint32_t drain_ms;        /* 0 = NET_DRAIN_MS */

@@ -23,6 +23,7 @@ static const char *const result_names[] = {
     [ALLOT_MALFORMED] = "MALFORMED",
     [ALLOT_UNAUTHORIZED] = "UNAUTHORIZED",
     [ALLOT_UNSUPPORTED_VERSION] = "UNSUPPORTED_VERSION",
+    [ALLOT_TOO_OLD] = "TOO_OLD",
 };
 _Static_assert(NAMES_LEN(result_names) == ALLOT_RESULT_COUNT, "a name per result");
 
@@ -44,6 +45,17 @@ static const char *const policy_names[] = {
     [ALLOT_POLICY_BACKORDER] = "BACKORDER",
 };
 _Static_assert(NAMES_LEN(policy_names) == ALLOT_POLICY_COUNT, "a name per policy");
+
+/* Indexed by type; 0 is no event. */
+static const char *const event_names[] = {
+    [ALLOT_EVENT_HOLD_EXPIRED] = "HOLD_EXPIRED",
+    [ALLOT_EVENT_BACKORDER_FILLED] = "BACKORDER_FILLED",
+    [ALLOT_EVENT_REORDER_POINT] = "REORDER_POINT",
+    [ALLOT_EVENT_SOLD_OUT] = "SOLD_OUT",
+    [ALLOT_EVENT_RESTOCKED] = "RESTOCKED",
+    [ALLOT_EVENT_LOST] = "LOST",
+};
+_Static_assert(NAMES_LEN(event_names) == ALLOT_EVENT_COUNT, "a name per event");
 
 /* Indexed by opcode; ERROR (0x7fff) is outside the table. */
 static const char *const opcode_names[] = {
@@ -91,6 +103,13 @@ const char *allot_state_name(unsigned state)
 const char *allot_policy_name(unsigned policy)
 {
     return policy < NAMES_LEN(policy_names) ? policy_names[policy] : "UNKNOWN_POLICY";
+}
+
+const char *allot_event_name(unsigned type)
+{
+    if (type == 0 || type >= NAMES_LEN(event_names))
+        return "UNKNOWN_EVENT";
+    return event_names[type];
 }
 
 /* The response bit is ignored, so that a frame's opcode can be named

@@ -97,10 +97,8 @@ static void decode_sku_set(const uint8_t *p, eng_op_t *op)
     op->limit = allot_get_u32(p + ALLOT_SKU_SET_LIMIT);
     op->reorder_point = allot_get_u32(p + ALLOT_SKU_SET_REORDER_POINT);
     op->location = allot_get_u16(p + ALLOT_SKU_SET_LOCATION);
-    /* priority has no field in the op: it only matters once locations do */
-    op->bad_reserved = op->location != 0 ||
-                       allot_get_u16(p + ALLOT_SKU_SET_PRIORITY) != 0 ||
-                       allot_get_u32(p + ALLOT_SKU_SET_RSV) != 0;
+    op->priority = allot_get_u16(p + ALLOT_SKU_SET_PRIORITY);
+    op->bad_reserved = allot_get_u32(p + ALLOT_SKU_SET_RSV) != 0;
 }
 
 static void decode_stock(const uint8_t *p, eng_op_t *op)
@@ -108,8 +106,7 @@ static void decode_stock(const uint8_t *p, eng_op_t *op)
     op->id = allot_get_u64(p + ALLOT_STOCK_SKU);
     op->amount = allot_get_u64(p + ALLOT_STOCK_AMOUNT); /* ADJUST: i64 as is */
     op->location = allot_get_u16(p + ALLOT_STOCK_LOCATION);
-    op->bad_reserved = op->location != 0 ||
-                       allot_get_u16(p + ALLOT_STOCK_RSV) != 0 ||
+    op->bad_reserved = allot_get_u16(p + ALLOT_STOCK_RSV) != 0 ||
                        allot_get_u32(p + ALLOT_STOCK_RSV + 2) != 0;
 }
 
@@ -142,10 +139,23 @@ static size_t fixed_element_size(uint16_t opcode)
     }
 }
 
+/* The reads whose answers are larger than their requests have lower
+ * limits, so that a full batch's answer still fits a frame. */
+static unsigned batch_max(uint16_t opcode)
+{
+    switch (opcode) {
+    case ALLOT_OP_ORDER_GET:
+        return ALLOT_ORDER_GET_BATCH_MAX;
+    case ALLOT_OP_SKU_GET:
+        return ALLOT_SKU_GET_BATCH_MAX;
+    default:
+        return ALLOT_BATCH_MAX;
+    }
+}
+
 static int check_count(const proto_frame_t *f, size_t ops_cap, proto_error_t *err)
 {
-    unsigned max = f->opcode == ALLOT_OP_ORDER_GET ? ALLOT_ORDER_GET_BATCH_MAX
-                                                   : ALLOT_BATCH_MAX;
+    unsigned max = batch_max(f->opcode);
     if (f->count == 0 || f->count > max) {
         MALFORMED(err, ALLOT_MAL_BAD_COUNT, "%s count %u is not in 1..%u",
                   allot_opcode_name(f->opcode), f->count, max);
@@ -221,7 +231,8 @@ static void decode_place_one(const uint8_t *p, eng_op_t *op, eng_line_t *lines)
     op->place_flags = allot_get_u16(p + ALLOT_PLACE_FLAGS);
     op->max_wait_ms = allot_get_u32(p + ALLOT_PLACE_MAX_WAIT_MS);
     op->lines = lines;
-    uint32_t bad = op->place_flags | allot_get_u32(p + ALLOT_PLACE_RSV);
+    /* flags are the engine's to judge: unknown ones are INVALID_ARGUMENT */
+    uint32_t bad = allot_get_u32(p + ALLOT_PLACE_RSV);
 
     p += ALLOT_PLACE_HEAD_SIZE;
     for (unsigned j = 0; j < op->line_count; j++, p += ALLOT_LINE_SIZE) {
@@ -276,7 +287,7 @@ static int decode_place(const proto_frame_t *f, eng_op_t *ops, size_t ops_cap,
     return f->count;
 }
 
-/* STATS and SUBSCRIBE carry nothing in version 1. */
+/* STATS carries nothing. */
 static int decode_empty(const proto_frame_t *f, proto_error_t *err)
 {
     if (f->count != 0) {
@@ -297,13 +308,16 @@ int proto_decode_request(const proto_frame_t *f, eng_op_t *ops, size_t ops_cap,
 {
     switch (f->opcode) {
     case ALLOT_OP_STATS:
-    case ALLOT_OP_SUBSCRIBE:
         return decode_empty(f, err);
     case ALLOT_OP_PLACE:
         return decode_place(f, ops, ops_cap, lines, lines_cap, err);
     case ALLOT_OP_HELLO:
         MALFORMED(err, ALLOT_MAL_UNKNOWN_OPCODE,
                   "HELLO is only valid as the first frame");
+        return -1;
+    case ALLOT_OP_SUBSCRIBE:
+        /* a caller bug, not the peer's: SUBSCRIBE has its own decoder */
+        MALFORMED(err, ALLOT_MAL_UNKNOWN_OPCODE, "SUBSCRIBE is not a batch request");
         return -1;
     default:
         if (fixed_element_size(f->opcode) == 0) {
@@ -377,6 +391,46 @@ bool proto_token_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t 
     return diff == 0;
 }
 
+/* ---- SUBSCRIBE ------------------------------------------------------------ */
+
+/* count is judged before the body, as for the batch opcodes. */
+int proto_decode_subscribe(const proto_frame_t *f, proto_subscribe_t *sub,
+                           proto_error_t *err)
+{
+    memset(sub, 0, sizeof *sub);
+    if (f->opcode != ALLOT_OP_SUBSCRIBE) {
+        MALFORMED(err, ALLOT_MAL_UNKNOWN_OPCODE, "%s is not SUBSCRIBE",
+                  allot_opcode_name(f->opcode));
+        return -1;
+    }
+    if (f->count != 1) {
+        MALFORMED(err, ALLOT_MAL_BAD_COUNT, "SUBSCRIBE count %u must be 1", f->count);
+        return -1;
+    }
+    if (f->body_len != ALLOT_SUB_SIZE) {
+        MALFORMED(err, ALLOT_MAL_BAD_LENGTH, "SUBSCRIBE body is %zu bytes, must be %u",
+                  f->body_len, ALLOT_SUB_SIZE);
+        return -1;
+    }
+    const uint8_t *p = f->body;
+    sub->from_seq = allot_get_u64(p + ALLOT_SUB_FROM_SEQ);
+    sub->sku = allot_get_u64(p + ALLOT_SUB_SKU);
+    sub->types = allot_get_u32(p + ALLOT_SUB_TYPES);
+    sub->bad_reserved = (sub->types & ~PROTO_SUB_TYPES_KNOWN) != 0 ||
+                        allot_get_u32(p + ALLOT_SUB_RSV) != 0;
+    return 0;
+}
+
+bool proto_subscribe_matches(const proto_subscribe_t *sub, const eng_event_t *ev)
+{
+    if (ev->type == ALLOT_EVENT_LOST)
+        return true;
+    if (sub->sku != 0 && ev->sku != sub->sku)
+        return false;
+    /* a type too large for the mask cannot have been asked for */
+    return sub->types == 0 || (ev->type < 32 && (sub->types >> ev->type & 1u));
+}
+
 /* ---- responses ----------------------------------------------------------- */
 
 static void put_header(uint8_t *out, size_t len, uint16_t opcode, uint16_t count,
@@ -402,6 +456,49 @@ static unsigned answer_lines(const eng_op_t *op)
 
 static size_t pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
 
+/* Location entries after a SKU result: only a SKU_GET answered OK lists
+ * them. */
+static unsigned answer_sku_locs(uint16_t opcode, const eng_op_t *op)
+{
+    if (opcode != ALLOT_OP_SKU_GET || op->result != ALLOT_OK)
+        return 0;
+    VERIFY(op->out_loc_count <= ALLOT_LOCATIONS_MAX);
+    VERIFY(op->out_loc_count == 0 || op->locs != NULL);
+    return op->out_loc_count;
+}
+
+/* The location entries of line j of an ORDER_GET answer: the run of
+ * detail allocs from *k on that belong to it (allocs are in line order).
+ * Advances *k past them. */
+static unsigned line_locs(const eng_op_t *op, unsigned j, unsigned *k)
+{
+    const eng_order_detail_t *d = op->detail;
+    unsigned from = *k;
+
+    if (d == NULL)
+        return 0;
+    while (*k < d->alloc_count && d->allocs[*k].line == j)
+        (*k)++;
+    VERIFY(*k - from <= ALLOT_LOCATIONS_MAX);
+    return *k - from;
+}
+
+/* Location entries of a whole ORDER_GET answer; checks that every alloc
+ * belongs to a line of the answer, in line order, so that the size and the
+ * bytes written agree. */
+static size_t answer_order_locs(const eng_op_t *op, unsigned lines)
+{
+    unsigned k = 0;
+
+    if (op->detail == NULL || lines == 0)
+        return 0; /* not answered OK: whatever the detail holds is not sent */
+    VERIFY(op->detail->alloc_count <= ENG_ALLOCS_MAX);
+    for (unsigned j = 0; j < lines; j++)
+        line_locs(op, j, &k);
+    VERIFY(k == op->detail->alloc_count);
+    return k;
+}
+
 static size_t element_size(uint16_t opcode, const eng_op_t *op)
 {
     switch (opcode) {
@@ -416,9 +513,12 @@ static size_t element_size(uint16_t opcode, const eng_op_t *op)
     case ALLOT_OP_RESTOCK:
     case ALLOT_OP_ADJUST:
     case ALLOT_OP_SKU_GET:
-        return ALLOT_SRES_SIZE;
-    case ALLOT_OP_ORDER_GET:
-        return ALLOT_OGET_HEAD_SIZE + (size_t)answer_lines(op) * ALLOT_OLINE_SIZE;
+        return ALLOT_SRES_SIZE + (size_t)answer_sku_locs(opcode, op) * ALLOT_SLOC_SIZE;
+    case ALLOT_OP_ORDER_GET: {
+        unsigned n = answer_lines(op);
+        return ALLOT_OGET_HEAD_SIZE + (size_t)n * ALLOT_OLINE_SIZE +
+               answer_order_locs(op, n) * ALLOT_OLOC_SIZE;
+    }
     default:
         return 0;
     }
@@ -430,10 +530,8 @@ size_t proto_response_size(uint16_t opcode, const eng_op_t *ops, size_t n)
 
     if (n > ALLOT_BATCH_MAX)
         return 0;
-    if (opcode == ALLOT_OP_SUBSCRIBE)
-        return n == 0 ? size : 0;
     if (opcode != ALLOT_OP_PLACE && fixed_element_size(opcode) == 0)
-        return 0; /* HELLO, STATS: their own encoders */
+        return 0; /* HELLO, STATS, SUBSCRIBE: their own encoders */
     for (size_t i = 0; i < n; i++)
         size += element_size(opcode, &ops[i]);
     return size;
@@ -458,8 +556,10 @@ static size_t put_order_result(uint8_t *p, uint16_t opcode, const eng_op_t *op)
     return ALLOT_ORES_HEAD_SIZE + body;
 }
 
-static size_t put_sku_result(uint8_t *p, const eng_op_t *op)
+static size_t put_sku_result(uint8_t *p, uint16_t opcode, const eng_op_t *op)
 {
+    unsigned n = answer_sku_locs(opcode, op);
+
     allot_put_u64(p + ALLOT_SRES_SKU, op->id);
     allot_put_u64(p + ALLOT_SRES_ON_HAND, op->out_on_hand);
     allot_put_u64(p + ALLOT_SRES_ALLOCATED, op->out_allocated);
@@ -468,13 +568,46 @@ static size_t put_sku_result(uint8_t *p, const eng_op_t *op)
     allot_put_u32(p + ALLOT_SRES_REORDER_POINT, op->out_reorder_point);
     allot_put_u32(p + ALLOT_SRES_BACKORDER_ORDERS, op->out_backorder_orders);
     allot_put_u8(p + ALLOT_SRES_RESULT, op->result);
+    allot_put_u8(p + ALLOT_SRES_LOCATIONS, (uint8_t)n);
     memset(p + ALLOT_SRES_RSV, 0, ALLOT_SRES_SIZE - ALLOT_SRES_RSV);
-    return ALLOT_SRES_SIZE;
+    p += ALLOT_SRES_SIZE;
+    for (unsigned i = 0; i < n; i++, p += ALLOT_SLOC_SIZE) {
+        const eng_loc_view_t *l = &op->locs[i];
+        allot_put_u16(p + ALLOT_SLOC_LOCATION, l->location);
+        allot_put_u16(p + ALLOT_SLOC_PRIORITY, l->priority);
+        allot_put_u32(p + ALLOT_SLOC_RSV, 0);
+        allot_put_u64(p + ALLOT_SLOC_ON_HAND, l->on_hand);
+        allot_put_u64(p + ALLOT_SLOC_ALLOCATED, l->allocated);
+    }
+    return ALLOT_SRES_SIZE + (size_t)n * ALLOT_SLOC_SIZE;
+}
+
+/* One order line and its location entries. */
+static size_t put_order_line(uint8_t *p, const eng_op_t *op, unsigned j, unsigned *k)
+{
+    const eng_order_detail_t *d = op->detail;
+    unsigned from = *k, n = line_locs(op, j, k);
+
+    allot_put_u64(p + ALLOT_OLINE_SKU, op->lines[j].sku);
+    allot_put_u32(p + ALLOT_OLINE_REQUESTED, op->lines[j].qty);
+    allot_put_u32(p + ALLOT_OLINE_ALLOCATED, op->lines[j].allocated);
+    allot_put_u32(p + ALLOT_OLINE_QUEUE_PLACE, d ? d->queue_place[j] : 0);
+    allot_put_u8(p + ALLOT_OLINE_LOCATIONS, (uint8_t)n);
+    memset(p + ALLOT_OLINE_RSV, 0, ALLOT_OLINE_SIZE - ALLOT_OLINE_RSV);
+    p += ALLOT_OLINE_SIZE;
+    for (unsigned i = 0; i < n; i++, p += ALLOT_OLOC_SIZE) {
+        allot_put_u16(p + ALLOT_OLOC_LOCATION, d->allocs[from + i].location);
+        allot_put_u16(p + ALLOT_OLOC_RSV, 0);
+        allot_put_u32(p + ALLOT_OLOC_UNITS, d->allocs[from + i].units);
+    }
+    return ALLOT_OLINE_SIZE + (size_t)n * ALLOT_OLOC_SIZE;
 }
 
 static size_t put_order_get(uint8_t *p, const eng_op_t *op)
 {
-    unsigned n = answer_lines(op);
+    unsigned n = answer_lines(op), k = 0;
+    uint8_t flags = n > 0 && op->detail != NULL ? op->detail->order_flags : 0;
+    uint8_t *start = p;
 
     allot_put_u64(p + ALLOT_OGET_ORDER, op->id);
     allot_put_u64(p + ALLOT_OGET_CUSTOMER, op->out_customer);
@@ -484,14 +617,12 @@ static size_t put_order_get(uint8_t *p, const eng_op_t *op)
     allot_put_u8(p + ALLOT_OGET_STATE, op->state);
     allot_put_u8(p + ALLOT_OGET_POLICY, op->out_policy);
     allot_put_u8(p + ALLOT_OGET_LINES, (uint8_t)n);
-    allot_put_u32(p + ALLOT_OGET_RSV, 0);
+    allot_put_u8(p + ALLOT_OGET_FLAGS, flags);
+    memset(p + ALLOT_OGET_RSV, 0, ALLOT_OGET_HEAD_SIZE - ALLOT_OGET_RSV);
     p += ALLOT_OGET_HEAD_SIZE;
-    for (unsigned j = 0; j < n; j++, p += ALLOT_OLINE_SIZE) {
-        allot_put_u64(p + ALLOT_OLINE_SKU, op->lines[j].sku);
-        allot_put_u32(p + ALLOT_OLINE_REQUESTED, op->lines[j].qty);
-        allot_put_u32(p + ALLOT_OLINE_ALLOCATED, op->lines[j].allocated);
-    }
-    return ALLOT_OGET_HEAD_SIZE + (size_t)n * ALLOT_OLINE_SIZE;
+    for (unsigned j = 0; j < n; j++)
+        p += put_order_line(p, op, j, &k);
+    return (size_t)(p - start);
 }
 
 size_t proto_encode_response(uint8_t *out, size_t cap, uint16_t opcode,
@@ -509,7 +640,7 @@ size_t proto_encode_response(uint8_t *out, size_t cap, uint16_t opcode,
         case ALLOT_OP_RESTOCK:
         case ALLOT_OP_ADJUST:
         case ALLOT_OP_SKU_GET:
-            p += put_sku_result(p, &ops[i]);
+            p += put_sku_result(p, opcode, &ops[i]);
             break;
         case ALLOT_OP_ORDER_GET:
             p += put_order_get(p, &ops[i]);
@@ -571,6 +702,68 @@ size_t proto_encode_error(uint8_t *out, size_t cap, uint64_t request_id,
     return size;
 }
 
+/* ---- SUBSCRIBE answer and EVENT frames ------------------------------------ */
+
+size_t proto_encode_subscribe_response(uint8_t *out, size_t cap, uint64_t request_id,
+                                       uint64_t start_seq, uint64_t oldest_seq,
+                                       uint8_t result)
+{
+    if (cap < PROTO_SUBSCRIBE_RESPONSE_SIZE)
+        return 0;
+    put_header(out, PROTO_SUBSCRIBE_RESPONSE_SIZE, ALLOT_OP_SUBSCRIBE | ALLOT_OP_RESPONSE,
+               1, request_id);
+    uint8_t *p = out + ALLOT_FRAME_HEADER_SIZE;
+    allot_put_u64(p + ALLOT_SUBR_START_SEQ, start_seq);
+    allot_put_u64(p + ALLOT_SUBR_OLDEST_SEQ, oldest_seq);
+    allot_put_u8(p + ALLOT_SUBR_RESULT, result);
+    memset(p + ALLOT_SUBR_RSV, 0, ALLOT_SUBR_SIZE - ALLOT_SUBR_RSV);
+    return PROTO_SUBSCRIBE_RESPONSE_SIZE;
+}
+
+size_t proto_event_frame_size(size_t n)
+{
+    if (n == 0 || n > ALLOT_EVENT_BATCH_MAX)
+        return 0;
+    return ALLOT_FRAME_HEADER_SIZE + n * ALLOT_EV_SIZE;
+}
+
+static void put_event(uint8_t *p, const eng_event_t *ev)
+{
+    allot_put_u64(p + ALLOT_EV_SEQ, ev->seq);
+    allot_put_u64(p + ALLOT_EV_TIME_MS, ev->time_ms);
+    allot_put_u64(p + ALLOT_EV_SKU, ev->sku);
+    allot_put_u64(p + ALLOT_EV_ORDER, ev->order);
+    allot_put_u64(p + ALLOT_EV_VALUE, ev->value);
+    allot_put_u8(p + ALLOT_EV_TYPE, ev->type);
+    allot_put_u8(p + ALLOT_EV_STATE, ev->state);
+    allot_put_u16(p + ALLOT_EV_LOCATION, ev->location);
+    allot_put_u32(p + ALLOT_EV_RSV, 0);
+}
+
+size_t proto_encode_events(uint8_t *out, size_t cap, uint64_t request_id,
+                           const eng_event_t *evs, size_t n)
+{
+    size_t size = proto_event_frame_size(n);
+
+    if (size == 0 || cap < size)
+        return 0;
+    put_header(out, size, ALLOT_OP_EVENT | ALLOT_OP_RESPONSE, (uint16_t)n, request_id);
+    for (size_t i = 0; i < n; i++)
+        put_event(out + ALLOT_FRAME_HEADER_SIZE + i * ALLOT_EV_SIZE, &evs[i]);
+    return size;
+}
+
+size_t proto_encode_event_lost(uint8_t *out, size_t cap, uint64_t request_id,
+                               uint64_t first_lost_seq, uint64_t time_ms)
+{
+    const eng_event_t lost = {
+        .seq = first_lost_seq,
+        .time_ms = time_ms,
+        .type = ALLOT_EVENT_LOST,
+    };
+    return proto_encode_events(out, cap, request_id, &lost, 1);
+}
+
 /* ---- journal failure ---------------------------------------------------- */
 
 static size_t order_result_size(const uint8_t *el)
@@ -609,6 +802,10 @@ int proto_patch_unavailable(uint8_t *buf, size_t len)
                 el[ALLOT_ORES_STATE] = ALLOT_STATE_NONE;
                 el[ALLOT_ORES_FLAGS] = 0;
             } else {
+                /* mutations list no locations, but the count says so */
+                size += (size_t)el[ALLOT_SRES_LOCATIONS] * ALLOT_SLOC_SIZE;
+                if ((size_t)(end - el) < size)
+                    return -1;
                 el[ALLOT_SRES_RESULT] = ALLOT_UNAVAILABLE;
             }
             el += size;

@@ -247,12 +247,18 @@ void put_id(wbuf_t *w, uint64_t id)
 
 /* ---- connections ------------------------------------------------------------------ */
 
-int tc_connect(tconn_t *c, uint16_t port)
+static int tc_connect_buf(tconn_t *c, uint16_t port, int rcvbuf)
 {
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -errno;
+    if (rcvbuf > 0 && setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0) {
+        int e = -errno;
+        close(c->fd);
+        c->fd = -1;
+        return e;
+    }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
@@ -265,6 +271,17 @@ int tc_connect(tconn_t *c, uint16_t port)
     CHECK(setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0, "nodelay");
     tc_nonblock(c);
     return 0;
+}
+
+int tc_connect(tconn_t *c, uint16_t port)
+{
+    return tc_connect_buf(c, port, 0);
+}
+
+void tc_open_rcvbuf(tconn_t *c, uint16_t port, int rcvbuf)
+{
+    int rc = tc_connect_buf(c, port, rcvbuf);
+    CHECK(rc == 0, "connect to port %u: %s", port, strerror(-rc));
 }
 
 void tc_open(tconn_t *c, uint16_t port)
@@ -430,16 +447,26 @@ void tc_stats(tconn_t *c, uint64_t request_id, uint64_t *v)
     wb_free(&w);
 }
 
+/* SKU results are 48 bytes, each followed by its location entries (SKU_GET). */
+static const uint8_t *sres_at(const frame_t *f, size_t i)
+{
+    size_t off = 0;
+    for (size_t k = 0;; k++) {
+        CHECK(off + ALLOT_SRES_SIZE <= f->body_len, "SKU answer too short for element %zu", i);
+        if (k == i)
+            return f->body + off;
+        off += ALLOT_SRES_SIZE + (size_t)f->body[off + ALLOT_SRES_LOCATIONS] * ALLOT_SLOC_SIZE;
+    }
+}
+
 uint8_t sres_result(const frame_t *f, size_t i)
 {
-    CHECK((i + 1) * ALLOT_SRES_SIZE <= f->body_len, "SKU answer too short");
-    return f->body[i * ALLOT_SRES_SIZE + ALLOT_SRES_RESULT];
+    return sres_at(f, i)[ALLOT_SRES_RESULT];
 }
 
 uint64_t sres_u64(const frame_t *f, size_t i, size_t field)
 {
-    CHECK((i + 1) * ALLOT_SRES_SIZE <= f->body_len, "SKU answer too short");
-    return allot_get_u64(f->body + i * ALLOT_SRES_SIZE + field);
+    return allot_get_u64(sres_at(f, i) + field);
 }
 
 void expect_error(const frame_t *f, uint8_t result, uint8_t reason)

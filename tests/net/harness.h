@@ -86,6 +86,9 @@ typedef struct tconn {
 } tconn_t;
 
 int tc_connect(tconn_t *c, uint16_t port); /* 0 or -errno */
+/* Connects with a receive buffer of rcvbuf bytes, set before the
+ * handshake so that the window stays small: a client that reads slowly. */
+void tc_open_rcvbuf(tconn_t *c, uint16_t port, int rcvbuf);
 void tc_open(tconn_t *c, uint16_t port);   /* fails the test on error */
 void tc_close(tconn_t *c);
 void tc_nonblock(tconn_t *c);

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ Test(names, every_value_and_the_unknown)
 {
     cr_assert_str_eq(allot_result_name(ALLOT_OK), "OK");
     cr_assert_str_eq(allot_result_name(ALLOT_UNSUPPORTED_VERSION), "UNSUPPORTED_VERSION");
+    cr_assert_str_eq(allot_result_name(ALLOT_TOO_OLD), "TOO_OLD");
     cr_assert_str_eq(allot_result_name(ALLOT_RESULT_COUNT), "UNKNOWN_RESULT");
     cr_assert_str_eq(allot_result_name(0xffffffffu), "UNKNOWN_RESULT");
     cr_assert_str_eq(allot_state_name(ALLOT_STATE_REJECTED), "REJECTED");
@@ -142,19 +144,26 @@ Test(roundtrip, sku_set)
 
     fb_begin(&b, buf, sizeof buf, ALLOT_OP_SKU_SET, 2, 42);
     fb_sku_set(&b, 1001, 500, 2, 50);
-    fb_sku_set(&b, UINT64_MAX, UINT64_MAX - 1, UINT32_MAX, UINT32_MAX - 1);
+    fb_sku_set_at(&b, UINT64_MAX, UINT64_MAX - 1, UINT32_MAX, UINT32_MAX - 1, UINT16_MAX,
+                  0xfffe);
     cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 2);
     cr_assert_eq(ops[0].opcode, ALLOT_OP_SKU_SET);
     cr_assert_eq(ops[0].id, 1001);
     cr_assert_eq(ops[0].amount, 500);
     cr_assert_eq(ops[0].limit, 2);
     cr_assert_eq(ops[0].reorder_point, 50);
+    cr_assert_eq(ops[0].location, 0);
+    cr_assert_eq(ops[0].priority, 0);
     cr_assert_eq(ops[0].bad_reserved, 0);
     cr_assert_null(ops[0].lines);
+    cr_assert_null(ops[0].locs);
     cr_assert_eq(ops[1].id, UINT64_MAX);
     cr_assert_eq(ops[1].amount, UINT64_MAX - 1);
     cr_assert_eq(ops[1].limit, UINT32_MAX);
     cr_assert_eq(ops[1].reorder_point, UINT32_MAX - 1);
+    cr_assert_eq(ops[1].location, UINT16_MAX, "a location is a value, not a reserved field");
+    cr_assert_eq(ops[1].priority, 0xfffe);
+    cr_assert_eq(ops[1].bad_reserved, 0);
 
     ops[0].result = ALLOT_OK;
     ops[0].out_on_hand = 500;
@@ -163,6 +172,7 @@ Test(roundtrip, sku_set)
     ops[0].out_limit = 2;
     ops[0].out_reorder_point = 50;
     ops[0].out_backorder_orders = 3;
+    ops[0].out_loc_count = 3; /* only SKU_GET answers list locations */
     ops[1].result = ALLOT_CAPACITY;
     size_t n = proto_encode_response(out, sizeof out, f.opcode, f.request_id, ops, 2);
     cr_assert_eq(n, 16 + 2 * ALLOT_SRES_SIZE);
@@ -190,19 +200,24 @@ Test(roundtrip, restock_and_adjust)
     proto_error_t err;
 
     fb_begin(&b, buf, sizeof buf, ALLOT_OP_RESTOCK, 1, 7);
-    fb_stock(&b, 1001, 100);
+    fb_stock_at(&b, 1001, 100, 4);
     cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 1);
     cr_assert_eq(ops[0].opcode, ALLOT_OP_RESTOCK);
     cr_assert_eq(ops[0].id, 1001);
     cr_assert_eq(ops[0].amount, 100);
+    cr_assert_eq(ops[0].location, 4);
+    cr_assert_eq(ops[0].bad_reserved, 0);
 
     fb_begin(&b, buf, sizeof buf, ALLOT_OP_ADJUST, 2, 8);
     fb_stock(&b, 1001, (uint64_t)INT64_C(-3));
-    fb_stock(&b, 1002, (uint64_t)INT64_MIN);
+    fb_stock_at(&b, 1002, (uint64_t)INT64_MIN, 0x8001);
     cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 2);
     cr_assert_eq(ops[0].opcode, ALLOT_OP_ADJUST);
     cr_assert_eq((int64_t)ops[0].amount, -3);
+    cr_assert_eq(ops[0].location, 0);
     cr_assert_eq((int64_t)ops[1].amount, INT64_MIN);
+    cr_assert_eq(ops[1].location, 0x8001);
+    cr_assert_eq(ops[1].bad_reserved, 0);
     ops[0].result = ALLOT_INSUFFICIENT_STOCK;
     ops[0].out_on_hand = 2;
     ops[1].result = ALLOT_UNKNOWN_SKU;
@@ -227,7 +242,7 @@ Test(roundtrip, place)
     fb_u32(&b, 600000);
     fb_u8(&b, ALLOT_POLICY_PARTIAL);
     fb_u8(&b, 3);
-    fb_u16(&b, 0);
+    fb_u16(&b, 0x8001); /* an unknown flag too: the engine's to refuse */
     fb_u32(&b, 1234);
     fb_u32(&b, 0);
     for (unsigned j = 0; j < 3; j++) {
@@ -243,7 +258,7 @@ Test(roundtrip, place)
     cr_assert_eq(op->ms, 600000);
     cr_assert_eq(op->policy, ALLOT_POLICY_PARTIAL);
     cr_assert_eq(op->line_count, 3);
-    cr_assert_eq(op->place_flags, 0);
+    cr_assert_eq(op->place_flags, 0x8001);
     cr_assert_eq(op->max_wait_ms, 1234);
     cr_assert_eq(op->bad_reserved, 0);
     cr_assert_eq(op->lines, &lines[0]);
@@ -364,7 +379,9 @@ Test(roundtrip, order_get)
     cr_assert_eq(ops[0].lines, &lines[0]);
     cr_assert_eq(ops[1].lines, &lines[ALLOT_LINES_MAX]);
     cr_assert_eq(ops[0].line_count, 0);
+    cr_assert_null(ops[0].detail, "the caller provides the detail buffers");
 
+    /* without a detail: no flags, queue places or locations */
     ops[0].result = ALLOT_OK;
     ops[0].state = ALLOT_STATE_CONFIRMED;
     ops[0].out_policy = ALLOT_POLICY_PARTIAL;
@@ -376,8 +393,9 @@ Test(roundtrip, order_get)
     ops[0].lines[1] = (eng_line_t){.sku = 1002, .qty = 1, .allocated = 1};
     ops[1].result = ALLOT_UNKNOWN_ORDER;
     ops[1].line_count = 0;
+    memset(out, 0xa5, sizeof out);
     size_t n = proto_encode_response(out, sizeof out, f.opcode, f.request_id, ops, 2);
-    cr_assert_eq(n, 16 + 40 + 32 + 40);
+    cr_assert_eq(n, 16 + 40 + 2 * 24 + 40);
     expect_header(out, n, ALLOT_OP_ORDER_GET, 2, 5);
     const uint8_t *e = out + 16;
     cr_assert_eq(allot_get_u64(e + ALLOT_OGET_ORDER), 501);
@@ -388,15 +406,95 @@ Test(roundtrip, order_get)
     cr_assert_eq(e[ALLOT_OGET_STATE], ALLOT_STATE_CONFIRMED);
     cr_assert_eq(e[ALLOT_OGET_POLICY], ALLOT_POLICY_PARTIAL);
     cr_assert_eq(e[ALLOT_OGET_LINES], 2);
-    cr_assert_eq(allot_get_u32(e + ALLOT_OGET_RSV), 0);
+    cr_assert_eq(e[ALLOT_OGET_FLAGS], 0);
+    cr_assert(e[37] == 0 && e[38] == 0 && e[39] == 0);
     cr_assert_eq(allot_get_u64(e + 40 + ALLOT_OLINE_SKU), 1001);
     cr_assert_eq(allot_get_u32(e + 40 + ALLOT_OLINE_REQUESTED), 4);
     cr_assert_eq(allot_get_u32(e + 40 + ALLOT_OLINE_ALLOCATED), 3);
-    cr_assert_eq(allot_get_u64(e + 56 + ALLOT_OLINE_SKU), 1002);
-    e += 72;
+    cr_assert_eq(allot_get_u32(e + 40 + ALLOT_OLINE_QUEUE_PLACE), 0);
+    cr_assert_eq(e[40 + ALLOT_OLINE_LOCATIONS], 0);
+    cr_assert(e[61] == 0 && e[62] == 0 && e[63] == 0);
+    cr_assert_eq(allot_get_u64(e + 64 + ALLOT_OLINE_SKU), 1002);
+    e += 40 + 48;
     cr_assert_eq(allot_get_u64(e + ALLOT_OGET_ORDER), 599);
     cr_assert_eq(e[ALLOT_OGET_RESULT], ALLOT_UNKNOWN_ORDER);
     cr_assert_eq(e[ALLOT_OGET_LINES], 0);
+}
+
+/* A BACKORDERED order, confirmed in advance, one line split over two
+ * locations and one waiting third in its queue: every entry sits under its
+ * line. */
+Test(roundtrip, order_get_detail)
+{
+    fb_t b;
+    proto_frame_t f;
+    proto_error_t err;
+
+    fb_begin(&b, buf, sizeof buf, ALLOT_OP_ORDER_GET, 2, 6);
+    fb_u64(&b, 601);
+    fb_u64(&b, 602);
+    cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 2);
+    attach_answers(f.opcode, ops, 2);
+    cr_assert_eq(ops[0].detail, &test_details[0]);
+    cr_assert_eq(ops[1].detail, &test_details[1]);
+
+    eng_op_t *op = &ops[0];
+    op->result = ALLOT_OK;
+    op->state = ALLOT_STATE_BACKORDERED;
+    op->out_policy = ALLOT_POLICY_BACKORDER;
+    op->line_count = 3;
+    op->lines[0] = (eng_line_t){.sku = 1001, .qty = 5, .allocated = 5};
+    op->lines[1] = (eng_line_t){.sku = 1002, .qty = 4, .allocated = 1};
+    op->lines[2] = (eng_line_t){.sku = 1003, .qty = 2, .allocated = 0};
+    eng_order_detail_t *d = op->detail;
+    d->order_flags = ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE;
+    d->queue_place[1] = 3;
+    d->queue_place[2] = 1;
+    d->alloc_count = 3;
+    d->allocs[0] = (eng_alloc_t){.line = 0, .location = 2, .units = 3};
+    d->allocs[1] = (eng_alloc_t){.line = 0, .location = 0, .units = 2};
+    d->allocs[2] = (eng_alloc_t){.line = 1, .location = 7, .units = 1};
+    /* a refused read sends nothing of its detail, whatever it holds */
+    ops[1].result = ALLOT_INVALID_ARGUMENT;
+    ops[1].detail->alloc_count = 5;
+    ops[1].detail->order_flags = 0xff;
+
+    size_t want = 16 + 40 + 3 * 24 + 3 * 8 + 40;
+    cr_assert_eq(proto_response_size(f.opcode, ops, 2), want);
+    memset(out, 0xa5, sizeof out);
+    cr_assert_eq(proto_encode_response(out, want - 1, f.opcode, 6, ops, 2), 0);
+    size_t n = proto_encode_response(out, sizeof out, f.opcode, 6, ops, 2);
+    cr_assert_eq(n, want);
+    const uint8_t *e = out + 16;
+    cr_assert_eq(e[ALLOT_OGET_STATE], ALLOT_STATE_BACKORDERED);
+    cr_assert_eq(e[ALLOT_OGET_FLAGS], ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE);
+    const uint8_t *l = e + 40;
+    /* line 0: two entries */
+    cr_assert_eq(allot_get_u32(l + ALLOT_OLINE_QUEUE_PLACE), 0);
+    cr_assert_eq(l[ALLOT_OLINE_LOCATIONS], 2);
+    cr_assert_eq(allot_get_u16(l + 24 + ALLOT_OLOC_LOCATION), 2);
+    cr_assert_eq(allot_get_u16(l + 24 + ALLOT_OLOC_RSV), 0);
+    cr_assert_eq(allot_get_u32(l + 24 + ALLOT_OLOC_UNITS), 3);
+    cr_assert_eq(allot_get_u16(l + 32 + ALLOT_OLOC_LOCATION), 0);
+    cr_assert_eq(allot_get_u32(l + 32 + ALLOT_OLOC_UNITS), 2);
+    /* line 1: third in its queue, one entry */
+    l += 24 + 16;
+    cr_assert_eq(allot_get_u64(l + ALLOT_OLINE_SKU), 1002);
+    cr_assert_eq(allot_get_u32(l + ALLOT_OLINE_QUEUE_PLACE), 3);
+    cr_assert_eq(l[ALLOT_OLINE_LOCATIONS], 1);
+    cr_assert_eq(allot_get_u16(l + 24 + ALLOT_OLOC_LOCATION), 7);
+    cr_assert_eq(allot_get_u32(l + 24 + ALLOT_OLOC_UNITS), 1);
+    /* line 2: first in its queue, nothing allocated */
+    l += 24 + 8;
+    cr_assert_eq(allot_get_u64(l + ALLOT_OLINE_SKU), 1003);
+    cr_assert_eq(allot_get_u32(l + ALLOT_OLINE_QUEUE_PLACE), 1);
+    cr_assert_eq(l[ALLOT_OLINE_LOCATIONS], 0);
+    l += 24;
+    cr_assert_eq(allot_get_u64(l + ALLOT_OGET_ORDER), 602);
+    cr_assert_eq(l[ALLOT_OGET_RESULT], ALLOT_INVALID_ARGUMENT);
+    cr_assert_eq(l[ALLOT_OGET_FLAGS], 0);
+    cr_assert_eq(l[ALLOT_OGET_LINES], 0);
+    cr_assert_eq(out[n], 0xa5, "nothing written past the answer");
 }
 
 Test(roundtrip, sku_get)
@@ -405,18 +503,62 @@ Test(roundtrip, sku_get)
     proto_frame_t f;
     proto_error_t err;
 
-    fb_begin(&b, buf, sizeof buf, ALLOT_OP_SKU_GET, 1, 6);
+    fb_begin(&b, buf, sizeof buf, ALLOT_OP_SKU_GET, 2, 6);
     fb_u64(&b, 1001);
-    cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 1);
+    fb_u64(&b, 1002);
+    cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 2);
     cr_assert_eq(ops[0].opcode, ALLOT_OP_SKU_GET);
     cr_assert_eq(ops[0].id, 1001);
+    cr_assert_null(ops[0].locs, "the caller provides the location buffers");
+
+    /* no buffer: no entries */
     ops[0].out_allocated = 12;
-    size_t n = proto_encode_response(out, sizeof out, f.opcode, f.request_id, ops, 1);
-    cr_assert_eq(n, 64);
+    size_t n = proto_encode_response(out, sizeof out, f.opcode, f.request_id, ops, 2);
+    cr_assert_eq(n, 16 + 2 * 48);
     cr_assert_eq(allot_get_u64(out + 16 + ALLOT_SRES_ALLOCATED), 12);
+    cr_assert_eq(out[16 + ALLOT_SRES_LOCATIONS], 0);
+
+    attach_answers(f.opcode, ops, 2);
+    ops[0].out_on_hand = 30;
+    ops[0].out_backorder_units = 4;
+    ops[0].out_backorder_orders = 2;
+    ops[0].out_loc_count = 2;
+    ops[0].locs[0] = (eng_loc_view_t){.location = 5, .priority = 9, .on_hand = 20,
+                                      .allocated = 8};
+    ops[0].locs[1] = (eng_loc_view_t){.location = 0, .priority = 0, .on_hand = 10,
+                                      .allocated = 4};
+    /* an unknown SKU lists nothing, whatever the count says */
+    ops[1].result = ALLOT_UNKNOWN_SKU;
+    ops[1].out_loc_count = 1;
+    memset(out, 0xa5, sizeof out);
+    n = proto_encode_response(out, sizeof out, f.opcode, f.request_id, ops, 2);
+    cr_assert_eq(n, 16 + 48 + 2 * 24 + 48);
+    cr_assert_eq(n, proto_response_size(f.opcode, ops, 2));
+    const uint8_t *e = out + 16;
+    cr_assert_eq(allot_get_u64(e + ALLOT_SRES_ON_HAND), 30);
+    cr_assert_eq(allot_get_u64(e + ALLOT_SRES_BACKORDER_UNITS), 4);
+    cr_assert_eq(allot_get_u32(e + ALLOT_SRES_BACKORDER_ORDERS), 2);
+    cr_assert_eq(e[ALLOT_SRES_RESULT], ALLOT_OK);
+    cr_assert_eq(e[ALLOT_SRES_LOCATIONS], 2);
+    cr_assert(e[46] == 0 && e[47] == 0);
+    const uint8_t *l = e + 48;
+    cr_assert_eq(allot_get_u16(l + ALLOT_SLOC_LOCATION), 5);
+    cr_assert_eq(allot_get_u16(l + ALLOT_SLOC_PRIORITY), 9);
+    cr_assert_eq(allot_get_u32(l + ALLOT_SLOC_RSV), 0);
+    cr_assert_eq(allot_get_u64(l + ALLOT_SLOC_ON_HAND), 20);
+    cr_assert_eq(allot_get_u64(l + ALLOT_SLOC_ALLOCATED), 8);
+    l += 24;
+    cr_assert_eq(allot_get_u16(l + ALLOT_SLOC_LOCATION), 0);
+    cr_assert_eq(allot_get_u64(l + ALLOT_SLOC_ON_HAND), 10);
+    cr_assert_eq(allot_get_u64(l + ALLOT_SLOC_ALLOCATED), 4);
+    l += 24;
+    cr_assert_eq(allot_get_u64(l + ALLOT_SRES_SKU), 1002);
+    cr_assert_eq(l[ALLOT_SRES_RESULT], ALLOT_UNKNOWN_SKU);
+    cr_assert_eq(l[ALLOT_SRES_LOCATIONS], 0);
+    cr_assert_eq(out[n], 0xa5);
 }
 
-Test(roundtrip, stats_and_subscribe)
+Test(roundtrip, stats)
 {
     fb_t b;
     proto_frame_t f;
@@ -434,12 +576,7 @@ Test(roundtrip, stats_and_subscribe)
     for (size_t i = 0; i < ALLOT_STAT_COUNT; i++)
         cr_assert_eq(allot_get_u64(out + 16 + 8 * i), values[i]);
     cr_assert_eq(proto_encode_stats(out, n - 1, 9, values, ALLOT_STAT_COUNT), 0);
-
-    fb_begin(&b, buf, sizeof buf, ALLOT_OP_SUBSCRIBE, 0, 10);
-    cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 0);
-    n = proto_encode_response(out, sizeof out, ALLOT_OP_SUBSCRIBE, 10, ops, 0);
-    cr_assert_eq(n, 16);
-    expect_header(out, n, ALLOT_OP_SUBSCRIBE, 0, 10);
+    cr_assert_eq(ALLOT_STAT_COUNT, 15 + 15 * 16, "docs/protocol.md section 12");
 }
 
 Test(roundtrip, error_frame)
@@ -478,22 +615,28 @@ Test(roundtrip, token_equal)
     cr_assert(proto_token_equal(NULL, 0, NULL, 0));
 }
 
-/* Every field that must be zero in version 1, byte by byte: the element is
- * still decoded (the engine answers INVALID_ARGUMENT) and only it is marked. */
+/* Every reserved field, byte by byte: the element is still decoded (the
+ * engine answers INVALID_ARGUMENT) and only it is marked. The fields next to
+ * them that carry values (locations, priorities, PLACE flags and max wait)
+ * mark nothing. */
 Test(decode, reserved_fields_are_flagged_per_element)
 {
     static const struct {
         uint16_t opcode;
         size_t from, to; /* byte range in the first element */
+        bool reserved;
     } cases[] = {
-        {ALLOT_OP_SKU_SET, ALLOT_SKU_SET_LOCATION, ALLOT_SKU_SET_SIZE},
-        {ALLOT_OP_RESTOCK, ALLOT_STOCK_LOCATION, ALLOT_STOCK_SIZE},
-        {ALLOT_OP_ADJUST, ALLOT_STOCK_LOCATION, ALLOT_STOCK_SIZE},
-        {ALLOT_OP_EXTEND, ALLOT_EXTEND_RSV, ALLOT_EXTEND_SIZE},
-        {ALLOT_OP_PLACE, ALLOT_PLACE_FLAGS, ALLOT_PLACE_FLAGS + 2},
-        {ALLOT_OP_PLACE, ALLOT_PLACE_RSV, ALLOT_PLACE_HEAD_SIZE},
+        {ALLOT_OP_SKU_SET, ALLOT_SKU_SET_RSV, ALLOT_SKU_SET_SIZE, true},
+        {ALLOT_OP_SKU_SET, ALLOT_SKU_SET_LOCATION, ALLOT_SKU_SET_RSV, false},
+        {ALLOT_OP_RESTOCK, ALLOT_STOCK_RSV, ALLOT_STOCK_SIZE, true},
+        {ALLOT_OP_RESTOCK, ALLOT_STOCK_LOCATION, ALLOT_STOCK_RSV, false},
+        {ALLOT_OP_ADJUST, ALLOT_STOCK_RSV, ALLOT_STOCK_SIZE, true},
+        {ALLOT_OP_ADJUST, ALLOT_STOCK_LOCATION, ALLOT_STOCK_RSV, false},
+        {ALLOT_OP_EXTEND, ALLOT_EXTEND_RSV, ALLOT_EXTEND_SIZE, true},
+        {ALLOT_OP_PLACE, ALLOT_PLACE_RSV, ALLOT_PLACE_HEAD_SIZE, true},
+        {ALLOT_OP_PLACE, ALLOT_PLACE_FLAGS, ALLOT_PLACE_RSV, false},
         {ALLOT_OP_PLACE, ALLOT_PLACE_HEAD_SIZE + ALLOT_LINE_RSV,
-         ALLOT_PLACE_HEAD_SIZE + ALLOT_LINE_SIZE},
+         ALLOT_PLACE_HEAD_SIZE + ALLOT_LINE_SIZE, true},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         for (size_t at = cases[k].from; at < cases[k].to; at++) {
@@ -514,7 +657,7 @@ Test(decode, reserved_fields_are_flagged_per_element)
             buf[16 + at] = 0x40;
             cr_assert_eq(decode(buf, len, &f, &err), 2, "%s byte %zu: %s",
                          allot_opcode_name(cases[k].opcode), at, err.msg);
-            cr_assert_eq(ops[0].bad_reserved, 1, "%s byte %zu",
+            cr_assert_eq(ops[0].bad_reserved, cases[k].reserved, "%s byte %zu",
                          allot_opcode_name(cases[k].opcode), at);
             cr_assert_eq(ops[1].bad_reserved, 0);
         }
@@ -540,7 +683,7 @@ Test(parse, every_prefix_needs_more_then_the_whole_parses)
         cr_assert_eq(f.body_len, len - 16);
         int n = decode_any(&f, first, ops, OPS_CAP, lines, LINES_CAP, &err);
         cr_assert_geq(n, 0, "sample %u: %s", s, err.msg);
-        cr_assert_eq(n, first ? 0 : f.count);
+        cr_assert_eq(n, first || f.opcode == ALLOT_OP_SUBSCRIBE ? 0 : f.count);
         encode_any(&f, first, ops, n, out, sizeof out);
     }
 }
@@ -622,12 +765,16 @@ Test(decode, body_errors)
     fb_begin(&b, buf, sizeof buf, ALLOT_OP_EXTEND, 1, 1);
     fb_u64(&b, 1);
     expect_decode_error(buf, fb_end(&b), ALLOT_MAL_BAD_LENGTH);
-    /* STATS and SUBSCRIBE carry nothing */
+    /* STATS carries nothing */
     fb_begin(&b, buf, sizeof buf, ALLOT_OP_STATS, 1, 1);
     expect_decode_error(buf, fb_end(&b), ALLOT_MAL_BAD_COUNT);
-    fb_begin(&b, buf, sizeof buf, ALLOT_OP_SUBSCRIBE, 0, 1);
+    fb_begin(&b, buf, sizeof buf, ALLOT_OP_STATS, 0, 1);
     fb_u64(&b, 0);
     expect_decode_error(buf, fb_end(&b), ALLOT_MAL_BAD_LENGTH);
+    /* SUBSCRIBE has its own decoder, even when well formed */
+    fb_begin(&b, buf, sizeof buf, ALLOT_OP_SUBSCRIBE, 1, 1);
+    fb_subscribe(&b, 0, 0, 0);
+    expect_decode_error(buf, fb_end(&b), ALLOT_MAL_UNKNOWN_OPCODE);
     /* HELLO after the handshake */
     fb_begin(&b, buf, sizeof buf, ALLOT_OP_HELLO, 0, 1);
     fb_hello(&b, 1, NULL, 0);
@@ -818,18 +965,59 @@ Test(limits, order_get_batch_max)
     size_t len = confirm_batch(ALLOT_OP_ORDER_GET, ALLOT_ORDER_GET_BATCH_MAX);
 
     cr_assert_eq(decode(buf, len, &f, &err), ALLOT_ORDER_GET_BATCH_MAX);
-    /* every order at its largest: the answer still fits a frame */
+    attach_answers(f.opcode, ops, ALLOT_ORDER_GET_BATCH_MAX);
+    /* every order at its largest, every line split across every location:
+     * the answer still fits a frame */
     for (unsigned i = 0; i < ALLOT_ORDER_GET_BATCH_MAX; i++) {
+        eng_order_detail_t *d = ops[i].detail;
         ops[i].line_count = ALLOT_LINES_MAX;
-        for (unsigned j = 0; j < ALLOT_LINES_MAX; j++)
-            ops[i].lines[j] = (eng_line_t){.sku = j + 1, .qty = 9, .allocated = 9};
+        d->alloc_count = ENG_ALLOCS_MAX;
+        for (unsigned j = 0; j < ALLOT_LINES_MAX; j++) {
+            ops[i].lines[j] = (eng_line_t){.sku = j + 1, .qty = 80, .allocated = 80};
+            d->queue_place[j] = j;
+            for (unsigned k = 0; k < ALLOT_LOCATIONS_MAX; k++)
+                d->allocs[j * ALLOT_LOCATIONS_MAX + k] =
+                    (eng_alloc_t){.line = (uint8_t)j, .location = (uint16_t)k, .units = 10};
+        }
     }
     size_t n = proto_encode_response(out, sizeof out, f.opcode, 1, ops,
                                      ALLOT_ORDER_GET_BATCH_MAX);
-    cr_assert_eq(n, 16 + ALLOT_ORDER_GET_BATCH_MAX * (40 + 16 * ALLOT_LINES_MAX));
+    cr_assert_eq(n, 16 + ALLOT_ORDER_GET_BATCH_MAX *
+                             (40 + ALLOT_LINES_MAX * (24 + 8 * ALLOT_LOCATIONS_MAX)));
     cr_assert_leq(n, ALLOT_FRAME_MAX);
     expect_decode_error(buf, confirm_batch(ALLOT_OP_ORDER_GET, ALLOT_ORDER_GET_BATCH_MAX + 1),
                         ALLOT_MAL_BAD_COUNT);
+    /* judged from count alone, before the body */
+    allot_put_u16(buf + 6, ALLOT_ORDER_GET_BATCH_MAX + 1);
+    allot_put_u32(buf, 16);
+    expect_decode_error(buf, 16, ALLOT_MAL_BAD_COUNT);
+}
+
+Test(limits, sku_get_batch_max)
+{
+    proto_frame_t f;
+    proto_error_t err;
+    size_t len = confirm_batch(ALLOT_OP_SKU_GET, ALLOT_SKU_GET_BATCH_MAX);
+
+    cr_assert_eq(decode(buf, len, &f, &err), ALLOT_SKU_GET_BATCH_MAX);
+    attach_answers(f.opcode, ops, ALLOT_SKU_GET_BATCH_MAX);
+    for (unsigned i = 0; i < ALLOT_SKU_GET_BATCH_MAX; i++) {
+        ops[i].out_loc_count = ALLOT_LOCATIONS_MAX;
+        for (unsigned k = 0; k < ALLOT_LOCATIONS_MAX; k++)
+            ops[i].locs[k] = (eng_loc_view_t){.location = (uint16_t)k, .on_hand = i};
+    }
+    size_t n = proto_encode_response(out, sizeof out, f.opcode, 1, ops,
+                                     ALLOT_SKU_GET_BATCH_MAX);
+    cr_assert_eq(n, 16 + ALLOT_SKU_GET_BATCH_MAX * (48 + 24 * ALLOT_LOCATIONS_MAX));
+    cr_assert_leq(n, ALLOT_FRAME_MAX);
+    cr_assert_eq(allot_get_u64(out + n - 24 + ALLOT_SLOC_ON_HAND), ALLOT_SKU_GET_BATCH_MAX - 1);
+    expect_decode_error(buf, confirm_batch(ALLOT_OP_SKU_GET, ALLOT_SKU_GET_BATCH_MAX + 1),
+                        ALLOT_MAL_BAD_COUNT);
+    expect_decode_error(buf, confirm_batch(ALLOT_OP_SKU_GET, 0), ALLOT_MAL_BAD_COUNT);
+    /* the other reads and writes keep the general limit */
+    cr_assert_eq(decode(buf, confirm_batch(ALLOT_OP_CONFIRM, ALLOT_SKU_GET_BATCH_MAX + 1), &f,
+                        &err),
+                 ALLOT_SKU_GET_BATCH_MAX + 1);
 }
 
 Test(limits, token_max)
@@ -948,6 +1136,14 @@ Test(robust, largest_frames_against_an_unreadable_page)
     len = confirm_batch(ALLOT_OP_ORDER_GET, ALLOT_ORDER_GET_BATCH_MAX);
     memcpy(g.end - len, buf, len);
     cr_assert(run_pipeline(g.end - len, len, false));
+    len = confirm_batch(ALLOT_OP_SKU_GET, ALLOT_SKU_GET_BATCH_MAX);
+    memcpy(g.end - len, buf, len);
+    cr_assert(run_pipeline(g.end - len, len, false));
+    /* a count that disagrees with the body */
+    allot_put_u16(g.end - len + 6, ALLOT_SKU_GET_BATCH_MAX - 1);
+    cr_assert_not(run_pipeline(g.end - len, len, false));
+    len = confirm_batch(ALLOT_OP_ORDER_GET, ALLOT_ORDER_GET_BATCH_MAX);
+    memcpy(g.end - len, buf, len);
     /* a count that disagrees with the body */
     allot_put_u16(g.end - len + 6, ALLOT_ORDER_GET_BATCH_MAX - 1);
     cr_assert_not(run_pipeline(g.end - len, len, false));
@@ -998,6 +1194,81 @@ static uint64_t rng(void)
     return rng_state;
 }
 
+/* Detail allocs as an engine reports them: in line order, at most
+ * ALLOT_LOCATIONS_MAX per line, only for lines the order has. */
+static void random_detail(eng_order_detail_t *d, unsigned line_count)
+{
+    memset(d, 0, sizeof *d);
+    d->order_flags = (uint8_t)(rng() & ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE);
+    for (unsigned j = 0; j < line_count; j++) {
+        d->queue_place[j] = rng() % 4 ? 0 : (uint32_t)rng();
+        unsigned k = (unsigned)(rng() % (ALLOT_LOCATIONS_MAX + 1));
+        for (unsigned i = 0; i < k; i++)
+            d->allocs[d->alloc_count++] = (eng_alloc_t){
+                .line = (uint8_t)j, .location = (uint16_t)rng(), .units = (uint32_t)rng()};
+    }
+}
+
+static void random_outcome(uint16_t opc, eng_op_t *op, size_t i, size_t *used)
+{
+    op->opcode = opc;
+    op->result = rng() % 3 ? ALLOT_OK : (uint8_t)(rng() % ALLOT_RESULT_COUNT);
+    op->id = rng();
+    if (opc == ALLOT_OP_PLACE || opc == ALLOT_OP_ORDER_GET) {
+        op->line_count = (uint8_t)(1 + rng() % ALLOT_LINES_MAX);
+        op->lines = &lines[*used];
+        *used += ALLOT_LINES_MAX;
+        for (unsigned j = 0; j < op->line_count; j++)
+            op->lines[j] = (eng_line_t){rng(), (uint32_t)rng(), (uint32_t)rng()};
+    }
+    if (opc == ALLOT_OP_ORDER_GET && rng() % 4) {
+        op->detail = &test_details[i];
+        random_detail(op->detail, op->line_count);
+    }
+    if (opc == ALLOT_OP_SKU_GET && rng() % 4) {
+        op->locs = &test_locs[i * ALLOT_LOCATIONS_MAX];
+        op->out_loc_count = (uint8_t)(rng() % (ALLOT_LOCATIONS_MAX + 1));
+    }
+}
+
+/* Walks an answer element by element, as a client would; returns where it
+ * ends. */
+static size_t walk_answer(uint16_t opc, size_t n)
+{
+    size_t off = 16;
+    for (size_t i = 0; i < n; i++) {
+        const eng_op_t *op = &ops[i];
+        bool ok = op->result == ALLOT_OK;
+        cr_assert_eq(allot_get_u64(out + off), op->id);
+        if (opc == ALLOT_OP_PLACE || (opc >= ALLOT_OP_CONFIRM && opc <= ALLOT_OP_FULFILL)) {
+            unsigned l = out[off + ALLOT_ORES_LINES];
+            cr_assert_eq(l, opc == ALLOT_OP_PLACE && ok ? op->line_count : 0);
+            off += 24 + (4u * l + 7u) / 8u * 8u;
+        } else if (opc == ALLOT_OP_ORDER_GET) {
+            unsigned l = out[off + ALLOT_OGET_LINES], k = 0;
+            cr_assert_eq(l, ok ? op->line_count : 0);
+            off += 40;
+            for (unsigned j = 0; j < l; j++) {
+                unsigned locs = out[off + ALLOT_OLINE_LOCATIONS];
+                for (unsigned e = 0; e < locs; e++, k++) {
+                    const uint8_t *p = out + off + 24 + 8 * e;
+                    cr_assert_eq(op->detail->allocs[k].line, j);
+                    cr_assert_eq(allot_get_u16(p), op->detail->allocs[k].location);
+                    cr_assert_eq(allot_get_u32(p + 4), op->detail->allocs[k].units);
+                }
+                off += 24 + 8u * locs;
+            }
+            cr_assert_eq(k, ok && op->detail ? op->detail->alloc_count : 0);
+        } else {
+            unsigned locs = out[off + ALLOT_SRES_LOCATIONS];
+            cr_assert_eq(locs, opc == ALLOT_OP_SKU_GET && ok && op->locs ? op->out_loc_count
+                                                                         : 0);
+            off += 48 + 24u * locs;
+        }
+    }
+    return off;
+}
+
 Test(encode, size_agrees_with_bytes_for_any_outcome)
 {
     static const uint16_t opcodes[] = {
@@ -1006,21 +1277,10 @@ Test(encode, size_agrees_with_bytes_for_any_outcome)
         ALLOT_OP_ORDER_GET, ALLOT_OP_SKU_GET};
     for (unsigned round = 0; round < 2000; round++) {
         uint16_t opc = opcodes[rng() % (sizeof opcodes / sizeof opcodes[0])];
-        size_t n = 1 + rng() % 64, used = 0;
+        size_t n = 1 + rng() % ALLOT_ORDER_GET_BATCH_MAX, used = 0;
         memset(ops, 0, n * sizeof ops[0]);
-        for (size_t i = 0; i < n; i++) {
-            eng_op_t *op = &ops[i];
-            op->opcode = opc;
-            op->result = rng() % 3 ? ALLOT_OK : (uint8_t)(rng() % ALLOT_RESULT_COUNT);
-            op->id = rng();
-            if (opc == ALLOT_OP_PLACE || opc == ALLOT_OP_ORDER_GET) {
-                op->line_count = (uint8_t)(1 + rng() % ALLOT_LINES_MAX);
-                op->lines = &lines[used];
-                used += ALLOT_LINES_MAX;
-                for (unsigned j = 0; j < op->line_count; j++)
-                    op->lines[j] = (eng_line_t){rng(), (uint32_t)rng(), (uint32_t)rng()};
-            }
-        }
+        for (size_t i = 0; i < n; i++)
+            random_outcome(opc, &ops[i], i, &used);
         size_t want = proto_response_size(opc, ops, n);
         cr_assert_gt(want, 16);
         memset(out, 0xa5, want + 8);
@@ -1029,24 +1289,7 @@ Test(encode, size_agrees_with_bytes_for_any_outcome)
         cr_assert_eq(proto_encode_response(out, want, opc, 3, ops, n), want);
         cr_assert_eq(out[want], 0xa5, "nothing written past the size");
         cr_assert_eq(allot_get_u32(out), want);
-        /* walk the answer element by element, as a client would */
-        size_t off = 16;
-        for (size_t i = 0; i < n; i++) {
-            cr_assert_eq(allot_get_u64(out + off), ops[i].id);
-            if (opc == ALLOT_OP_PLACE || (opc >= ALLOT_OP_CONFIRM && opc <= ALLOT_OP_FULFILL)) {
-                unsigned l = out[off + ALLOT_ORES_LINES];
-                cr_assert_eq(l, opc == ALLOT_OP_PLACE && ops[i].result == ALLOT_OK
-                                    ? ops[i].line_count : 0);
-                off += 24 + (4u * l + 7u) / 8u * 8u;
-            } else if (opc == ALLOT_OP_ORDER_GET) {
-                unsigned l = out[off + ALLOT_OGET_LINES];
-                cr_assert_eq(l, ops[i].result == ALLOT_OK ? ops[i].line_count : 0);
-                off += 40 + 16u * l;
-            } else {
-                off += 48;
-            }
-        }
-        cr_assert_eq(off, want);
+        cr_assert_eq(walk_answer(opc, n), want);
     }
 }
 
@@ -1057,5 +1300,120 @@ Test(encode, opcodes_without_elements)
     cr_assert_eq(proto_response_size(ALLOT_OP_EVENT, ops, 1), 0);
     cr_assert_eq(proto_response_size(0, ops, 1), 0);
     cr_assert_eq(proto_response_size(ALLOT_OP_SUBSCRIBE, ops, 1), 0);
+    cr_assert_eq(proto_response_size(ALLOT_OP_SUBSCRIBE, ops, 0), 0, "its own encoder");
+    cr_assert_eq(proto_encode_response(out, sizeof out, ALLOT_OP_SUBSCRIBE, 1, ops, 0), 0);
     cr_assert_eq(proto_encode_response(out, sizeof out, ALLOT_OP_STATS, 1, ops, 0), 0);
+}
+
+/* ---- journal failure --------------------------------------------------------- */
+
+/* The answers queued behind a failed journal write: mutations become
+ * UNAVAILABLE, reads (SKU_GET with its locations, ORDER_GET) and EVENT
+ * frames are walked over untouched. */
+Test(patch, unavailable_walks_every_answer_kind)
+{
+    size_t len = 0;
+    fb_t b;
+    proto_frame_t f;
+    proto_error_t err;
+
+    /* RESTOCK answered OK */
+    fb_begin(&b, buf, sizeof buf, ALLOT_OP_RESTOCK, 2, 1);
+    fb_stock(&b, 1, 5);
+    fb_stock_at(&b, 2, 5, 3);
+    cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 2);
+    len += proto_encode_response(out + len, sizeof out - len, f.opcode, 1, ops, 2);
+    /* SKU_GET with two locations */
+    fb_begin(&b, buf, sizeof buf, ALLOT_OP_SKU_GET, 1, 2);
+    fb_u64(&b, 1);
+    cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 1);
+    attach_answers(f.opcode, ops, 1);
+    ops[0].out_loc_count = 2;
+    size_t sku_get_at = len;
+    len += proto_encode_response(out + len, sizeof out - len, f.opcode, 2, ops, 1);
+    /* an EVENT frame */
+    eng_event_t ev = {.seq = 9, .sku = 1, .type = ALLOT_EVENT_SOLD_OUT};
+    len += proto_encode_events(out + len, sizeof out - len, 3, &ev, 1);
+    /* PLACE answered OK with three allocations */
+    fb_begin(&b, buf, sizeof buf, ALLOT_OP_PLACE, 1, 4);
+    fb_place(&b, 501, 1, 0, 0, 3, 10);
+    cr_assert_eq(decode(buf, fb_end(&b), &f, &err), 1);
+    ops[0].state = ALLOT_STATE_CONFIRMED;
+    size_t place_at = len;
+    len += proto_encode_response(out + len, sizeof out - len, f.opcode, 4, ops, 1);
+
+    cr_assert_eq(proto_patch_unavailable(out, len), 3);
+    cr_assert_eq(out[16 + ALLOT_SRES_RESULT], ALLOT_UNAVAILABLE);
+    cr_assert_eq(out[16 + 48 + ALLOT_SRES_RESULT], ALLOT_UNAVAILABLE);
+    cr_assert_eq(out[sku_get_at + 16 + ALLOT_SRES_RESULT], ALLOT_OK, "reads stay");
+    cr_assert_eq(out[place_at + 16 + ALLOT_ORES_RESULT], ALLOT_UNAVAILABLE);
+    cr_assert_eq(out[place_at + 16 + ALLOT_ORES_STATE], ALLOT_STATE_NONE);
+    /* a SKU result that claims more locations than its frame holds */
+    out[16 + ALLOT_SRES_LOCATIONS] = 4;
+    cr_assert_eq(proto_patch_unavailable(out, sku_get_at), -1);
+    cr_assert_eq(proto_patch_unavailable(out, len - 1), -1);
+}
+
+/* ---- engine outputs the encoder refuses to put on the wire ------------------- */
+
+/* One ORDER_GET answered OK with two lines and the given detail allocs. */
+static void order_get_with_allocs(const eng_alloc_t *a, unsigned n)
+{
+    memset(ops, 0, sizeof ops[0]);
+    ops[0].opcode = ALLOT_OP_ORDER_GET;
+    ops[0].line_count = 2;
+    ops[0].lines = lines;
+    ops[0].detail = &test_details[0];
+    memset(&test_details[0], 0, sizeof test_details[0]);
+    test_details[0].alloc_count = (uint16_t)n;
+    memcpy(test_details[0].allocs, a, n * sizeof a[0]);
+    size_t size = proto_response_size(ALLOT_OP_ORDER_GET, ops, 1);
+    cr_assert_gt(size, 0);
+}
+
+Test(verify, detail_allocs_in_line_order_only, .signal = SIGABRT)
+{
+    const eng_alloc_t a[] = {{.line = 1, .units = 1}, {.line = 0, .units = 1}};
+    order_get_with_allocs(a, 2);
+}
+
+Test(verify, detail_allocs_of_lines_the_order_has, .signal = SIGABRT)
+{
+    const eng_alloc_t a[] = {{.line = 0, .units = 1}, {.line = 2, .units = 1}};
+    order_get_with_allocs(a, 2);
+}
+
+Test(verify, detail_allocs_at_most_eight_per_line, .signal = SIGABRT)
+{
+    eng_alloc_t a[ALLOT_LOCATIONS_MAX + 1];
+    for (unsigned i = 0; i <= ALLOT_LOCATIONS_MAX; i++)
+        a[i] = (eng_alloc_t){.line = 1, .location = (uint16_t)i, .units = 1};
+    order_get_with_allocs(a, ALLOT_LOCATIONS_MAX + 1);
+}
+
+Test(verify, detail_allocs_at_the_bound_pass)
+{
+    eng_alloc_t a[2 * ALLOT_LOCATIONS_MAX];
+    for (unsigned i = 0; i < 2 * ALLOT_LOCATIONS_MAX; i++)
+        a[i] = (eng_alloc_t){.line = (uint8_t)(i / ALLOT_LOCATIONS_MAX), .units = 1};
+    order_get_with_allocs(a, 2 * ALLOT_LOCATIONS_MAX);
+    cr_assert_eq(proto_response_size(ALLOT_OP_ORDER_GET, ops, 1),
+                 16 + 40 + 2 * 24 + 2 * ALLOT_LOCATIONS_MAX * 8);
+}
+
+Test(verify, sku_locations_at_most_eight, .signal = SIGABRT)
+{
+    memset(ops, 0, sizeof ops[0]);
+    ops[0].locs = test_locs;
+    ops[0].out_loc_count = ALLOT_LOCATIONS_MAX + 1;
+    size_t size = proto_response_size(ALLOT_OP_SKU_GET, ops, 1);
+    cr_assert_gt(size, 0);
+}
+
+Test(verify, sku_locations_need_a_buffer, .signal = SIGABRT)
+{
+    memset(ops, 0, sizeof ops[0]);
+    ops[0].out_loc_count = 1;
+    size_t size = proto_response_size(ALLOT_OP_SKU_GET, ops, 1);
+    cr_assert_gt(size, 0);
 }

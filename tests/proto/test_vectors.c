@@ -37,9 +37,12 @@ typedef struct vector {
     uint8_t resp[VEC_BYTES_MAX];
     size_t resp_len;
     char error[256]; /* "RESULT REASON message", empty when none */
-    size_t n_outcomes, n_decoded;
+    size_t n_outcomes, n_decoded, n_events;
     char outcomes[VEC_LINES_MAX][512];
     char decoded[VEC_LINES_MAX][512];
+    char events[VEC_LINES_MAX][512]; /* an EVENT frame's elements */
+    bool has_request_id;
+    uint64_t request_id;             /* of an EVENT frame, which has no request */
 } vector_t;
 
 static vector_t vectors[VEC_MAX];
@@ -48,6 +51,11 @@ static size_t n_vectors;
 static eng_op_t ops[PROTO_DECODE_OPS_MAX];
 static eng_line_t lines[PROTO_DECODE_LINES_MAX];
 static uint8_t out[ALLOT_FRAME_MAX];
+static eng_event_t evs[VEC_LINES_MAX];
+/* A SUBSCRIBE's element as decoded, and the answer documented for it. */
+static proto_subscribe_t sub;
+static uint64_t sub_start_seq, sub_oldest_seq;
+static uint8_t sub_result;
 
 /* ---- reading the document --------------------------------------------------- */
 
@@ -134,6 +142,12 @@ static void vector_line(vector_t *v, const char *line, uint8_t **hex_dst, size_t
     } else if (starts(line, "decoded ")) {
         cr_assert_lt(v->n_decoded, VEC_LINES_MAX);
         copy_str(v, v->decoded[v->n_decoded++], sizeof v->decoded[0], line + 8);
+    } else if (starts(line, "event ")) {
+        cr_assert_lt(v->n_events, VEC_LINES_MAX);
+        copy_str(v, v->events[v->n_events++], sizeof v->events[0], line + 6);
+    } else if (starts(line, "request_id: ")) {
+        v->has_request_id = true;
+        v->request_id = strtoull(line + 12, NULL, 0);
     } else if (starts(line, "error: ")) {
         copy_str(v, v->error, sizeof v->error, line + 7);
     } else {
@@ -164,7 +178,11 @@ static void load_vectors(void)
         }
         if (strcmp(line, "```") == 0) {
             cr_assert_neq(v->name[0], '\0', "vector %zu has no name", n_vectors);
-            cr_assert_gt(v->req_len, 0, "%s has no request", v->name);
+            if (v->n_events > 0)
+                cr_assert(v->has_request_id && v->req_len == 0,
+                          "%s: an EVENT frame has a request_id and no request", v->name);
+            else
+                cr_assert_gt(v->req_len, 0, "%s has no request", v->name);
             cr_assert_gt(v->resp_len, 0, "%s has no response", v->name);
             v = NULL;
             continue;
@@ -198,8 +216,8 @@ static uint64_t number(const char *s)
 }
 
 /* "N: key=value key=value": N is the element index. Calls fn per pair. */
-static eng_op_t *pairs(const vector_t *v, const char *spec, size_t n_ops,
-                       void (*fn)(const vector_t *v, eng_op_t *op, const char *k, const char *val))
+static void pairs(const vector_t *v, const char *spec, size_t n,
+                  void (*fn)(const vector_t *v, size_t i, const char *k, const char *val))
 {
     char buf[512];
     snprintf(buf, sizeof buf, "%s", spec);
@@ -207,19 +225,26 @@ static eng_op_t *pairs(const vector_t *v, const char *spec, size_t n_ops,
     cr_assert_not_null(colon, "%s: %s", v->name, spec);
     *colon = '\0';
     size_t i = (size_t)number(buf);
-    cr_assert_lt(i, n_ops, "%s: element %zu of %zu", v->name, i, n_ops);
+    cr_assert_lt(i, n, "%s: element %zu of %zu", v->name, i, n);
     char *save = NULL;
     for (char *tok = strtok_r(colon + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         char *eq = strchr(tok, '=');
         cr_assert_not_null(eq, "%s: %s", v->name, tok);
         *eq = '\0';
-        fn(v, &ops[i], tok, eq + 1);
+        fn(v, i, tok, eq + 1);
     }
-    return &ops[i];
 }
 
-static void check_decoded(const vector_t *v, eng_op_t *op, const char *k, const char *val)
+static void expect_value(const vector_t *v, const char *what, const char *k, uint64_t got,
+                         uint64_t want)
 {
+    cr_expect_eq(got, want, "%s: %s %s is %llu, documented %llu", v->name, what, k,
+                 (unsigned long long)got, (unsigned long long)want);
+}
+
+static void check_decoded(const vector_t *v, size_t i, const char *k, const char *val)
+{
+    const eng_op_t *op = &ops[i];
     uint64_t want = strcmp(k, "policy") == 0
                         ? name_value(allot_policy_name, ALLOT_POLICY_COUNT, val)
                         : number(val);
@@ -234,38 +259,124 @@ static void check_decoded(const vector_t *v, eng_op_t *op, const char *k, const 
     else if (strcmp(k, "limit") == 0) got = op->limit;
     else if (strcmp(k, "reorder_point") == 0) got = op->reorder_point;
     else if (strcmp(k, "max_wait_ms") == 0) got = op->max_wait_ms;
+    else if (strcmp(k, "location") == 0) got = op->location;
+    else if (strcmp(k, "priority") == 0) got = op->priority;
+    else if (strcmp(k, "place_flags") == 0) got = op->place_flags;
     else cr_assert_fail("%s: unknown decoded field %s", v->name, k);
-    cr_expect_eq(got, want, "%s: decoded %s is %llu, documented %llu", v->name, k,
-                 (unsigned long long)got, (unsigned long long)want);
+    expect_value(v, "decoded", k, got, want);
 }
 
-static void set_lines(const vector_t *v, eng_op_t *op, const char *val, bool full)
+static void check_decoded_sub(const vector_t *v, size_t i, const char *k, const char *val)
+{
+    uint64_t want = number(val), got = 0;
+    cr_assert_eq(i, 0, "%s: SUBSCRIBE has one element", v->name);
+    if (strcmp(k, "from_seq") == 0) got = sub.from_seq;
+    else if (strcmp(k, "sku") == 0) got = sub.sku;
+    else if (strcmp(k, "types") == 0) got = sub.types;
+    else if (strcmp(k, "bad_reserved") == 0) got = sub.bad_reserved;
+    else cr_assert_fail("%s: unknown decoded field %s", v->name, k);
+    expect_value(v, "decoded", k, got, want);
+}
+
+/* Comma-separated items, each parsed by fn into item n. Returns the count. */
+static unsigned each_item(const vector_t *v, const char *val, unsigned max,
+                          void (*fn)(const vector_t *v, unsigned n, const char *item, void *ctx),
+                          void *ctx)
 {
     char buf[512];
     unsigned n = 0;
     snprintf(buf, sizeof buf, "%s", val);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
-        cr_assert_not_null(op->lines, "%s: lines for an op without lines", v->name);
-        cr_assert_lt(n, ALLOT_LINES_MAX);
-        if (!full) {
-            op->lines[n].allocated = (uint32_t)number(t);
-            continue;
-        }
-        unsigned long long sku;
-        unsigned req, alloc;
-        cr_assert_eq(sscanf(t, "%llu:%u:%u", &sku, &req, &alloc), 3, "%s: %s", v->name, t);
-        op->lines[n] = (eng_line_t){.sku = sku, .qty = req, .allocated = alloc};
+        cr_assert_lt(n, max, "%s: too many items in %s", v->name, val);
+        fn(v, n, t, ctx);
     }
-    if (full)
-        op->line_count = (uint8_t)n;
-    else
-        cr_assert_eq(n, op->line_count, "%s: %u allocations for %u lines", v->name, n,
-                     op->line_count);
+    return n;
 }
 
-static void set_outcome(const vector_t *v, eng_op_t *op, const char *k, const char *val)
+static void line_item(const vector_t *v, unsigned n, const char *t, void *ctx)
 {
+    eng_op_t *op = ctx;
+    unsigned long long sku;
+    unsigned req, alloc;
+    cr_assert_not_null(op->lines, "%s: lines for an op without lines", v->name);
+    cr_assert_eq(sscanf(t, "%llu:%u:%u", &sku, &req, &alloc), 3, "%s: %s", v->name, t);
+    op->lines[n] = (eng_line_t){.sku = sku, .qty = req, .allocated = alloc};
+}
+
+static void alloc_item(const vector_t *v, unsigned n, const char *t, void *ctx)
+{
+    eng_op_t *op = ctx;
+    cr_assert_not_null(op->lines, "%s: allocations for an op without lines", v->name);
+    op->lines[n].allocated = (uint32_t)number(t);
+}
+
+static void queue_item(const vector_t *v, unsigned n, const char *t, void *ctx)
+{
+    eng_op_t *op = ctx;
+    cr_assert_not_null(op->detail, "%s: queue places for an op without detail", v->name);
+    op->detail->queue_place[n] = (uint32_t)number(t);
+}
+
+/* line:location:units */
+static void detail_alloc_item(const vector_t *v, unsigned n, const char *t, void *ctx)
+{
+    eng_op_t *op = ctx;
+    unsigned line, loc, units;
+    cr_assert_not_null(op->detail, "%s: allocs for an op without detail", v->name);
+    cr_assert_eq(sscanf(t, "%u:%u:%u", &line, &loc, &units), 3, "%s: %s", v->name, t);
+    op->detail->allocs[n] = (eng_alloc_t){.line = (uint8_t)line, .location = (uint16_t)loc,
+                                          .units = units};
+}
+
+/* location:priority:on_hand:allocated */
+static void loc_item(const vector_t *v, unsigned n, const char *t, void *ctx)
+{
+    eng_op_t *op = ctx;
+    unsigned loc, prio;
+    unsigned long long on_hand, allocated;
+    cr_assert_not_null(op->locs, "%s: locations for an op without them", v->name);
+    cr_assert_eq(sscanf(t, "%u:%u:%llu:%llu", &loc, &prio, &on_hand, &allocated), 4, "%s: %s",
+                 v->name, t);
+    op->locs[n] = (eng_loc_view_t){.location = (uint16_t)loc, .priority = (uint16_t)prio,
+                                   .on_hand = on_hand, .allocated = allocated};
+}
+
+static uint8_t order_flags_value(const char *val)
+{
+    return strcmp(val, "CONFIRMED_IN_ADVANCE") == 0 ? ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE
+                                                     : (uint8_t)number(val);
+}
+
+/* The keys that fill an answer's lists: lines, allocations, queue places,
+ * location entries. */
+static bool set_outcome_list(const vector_t *v, eng_op_t *op, const char *k, const char *val)
+{
+    if (strcmp(k, "alloc") == 0) {
+        unsigned n = each_item(v, val, ALLOT_LINES_MAX, alloc_item, op);
+        cr_assert_eq(n, op->line_count, "%s: %u allocations for %u lines", v->name, n,
+                     op->line_count);
+    } else if (strcmp(k, "lines") == 0) {
+        op->line_count = (uint8_t)each_item(v, val, ALLOT_LINES_MAX, line_item, op);
+    } else if (strcmp(k, "queue") == 0) {
+        each_item(v, val, ALLOT_LINES_MAX, queue_item, op);
+    } else if (strcmp(k, "allocs") == 0) {
+        op->detail->alloc_count =
+            (uint16_t)each_item(v, val, ENG_ALLOCS_MAX, detail_alloc_item, op);
+    } else if (strcmp(k, "locs") == 0) {
+        op->out_loc_count = (uint8_t)each_item(v, val, ALLOT_LOCATIONS_MAX, loc_item, op);
+    } else if (strcmp(k, "order_flags") == 0) {
+        cr_assert_not_null(op->detail, "%s: order flags without detail", v->name);
+        op->detail->order_flags = order_flags_value(val);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static void set_outcome(const vector_t *v, size_t i, const char *k, const char *val)
+{
+    eng_op_t *op = &ops[i];
     if (strcmp(k, "result") == 0)
         op->result = (uint8_t)name_value(allot_result_name, ALLOT_RESULT_COUNT, val);
     else if (strcmp(k, "state") == 0)
@@ -283,9 +394,34 @@ static void set_outcome(const vector_t *v, eng_op_t *op, const char *k, const ch
     else if (strcmp(k, "backorder_orders") == 0) op->out_backorder_orders = (uint32_t)number(val);
     else if (strcmp(k, "limit") == 0) op->out_limit = (uint32_t)number(val);
     else if (strcmp(k, "reorder_point") == 0) op->out_reorder_point = (uint32_t)number(val);
-    else if (strcmp(k, "alloc") == 0) set_lines(v, op, val, false);
-    else if (strcmp(k, "lines") == 0) set_lines(v, op, val, true);
+    else if (!set_outcome_list(v, op, k, val))
+        cr_assert_fail("%s: unknown outcome field %s", v->name, k);
+}
+
+static void set_outcome_sub(const vector_t *v, size_t i, const char *k, const char *val)
+{
+    cr_assert_eq(i, 0, "%s: SUBSCRIBE has one element", v->name);
+    if (strcmp(k, "result") == 0)
+        sub_result = (uint8_t)name_value(allot_result_name, ALLOT_RESULT_COUNT, val);
+    else if (strcmp(k, "start_seq") == 0) sub_start_seq = number(val);
+    else if (strcmp(k, "oldest_seq") == 0) sub_oldest_seq = number(val);
     else cr_assert_fail("%s: unknown outcome field %s", v->name, k);
+}
+
+static void set_event(const vector_t *v, size_t i, const char *k, const char *val)
+{
+    eng_event_t *ev = &evs[i];
+    if (strcmp(k, "type") == 0)
+        ev->type = (uint8_t)name_value(allot_event_name, ALLOT_EVENT_COUNT, val);
+    else if (strcmp(k, "state") == 0)
+        ev->state = (uint8_t)name_value(allot_state_name, ALLOT_STATE_COUNT, val);
+    else if (strcmp(k, "seq") == 0) ev->seq = number(val);
+    else if (strcmp(k, "time_ms") == 0) ev->time_ms = number(val);
+    else if (strcmp(k, "sku") == 0) ev->sku = number(val);
+    else if (strcmp(k, "order") == 0) ev->order = number(val);
+    else if (strcmp(k, "value") == 0) ev->value = number(val);
+    else if (strcmp(k, "location") == 0) ev->location = (uint16_t)number(val);
+    else cr_assert_fail("%s: unknown event field %s", v->name, k);
 }
 
 /* ---- running one vector ------------------------------------------------------ */
@@ -321,13 +457,31 @@ static size_t run_hello(const vector_t *v, const proto_frame_t *f)
     return proto_encode_hello_response(out, sizeof out, f->request_id, v->server_time_ms);
 }
 
+static size_t run_subscribe(const vector_t *v, const proto_frame_t *f)
+{
+    proto_error_t err;
+    if (proto_decode_subscribe(f, &sub, &err) != 0)
+        return proto_encode_error(out, sizeof out, f->request_id, &err);
+    for (size_t i = 0; i < v->n_decoded; i++)
+        pairs(v, v->decoded[i], 1, check_decoded_sub);
+    sub_result = ALLOT_OK;
+    sub_start_seq = sub_oldest_seq = 0;
+    for (size_t i = 0; i < v->n_outcomes; i++)
+        pairs(v, v->outcomes[i], 1, set_outcome_sub);
+    return proto_encode_subscribe_response(out, sizeof out, f->request_id, sub_start_seq,
+                                           sub_oldest_seq, sub_result);
+}
+
 static size_t run_request(const vector_t *v, const proto_frame_t *f)
 {
     proto_error_t err;
+    if (f->opcode == ALLOT_OP_SUBSCRIBE)
+        return run_subscribe(v, f);
     int n = proto_decode_request(f, ops, PROTO_DECODE_OPS_MAX, lines, PROTO_DECODE_LINES_MAX,
                                  &err);
     if (n < 0)
         return proto_encode_error(out, sizeof out, f->request_id, &err);
+    attach_answers(f->opcode, ops, n); /* as a server does */
     for (size_t i = 0; i < v->n_decoded; i++)
         pairs(v, v->decoded[i], (size_t)n, check_decoded);
     for (size_t i = 0; i < v->n_outcomes; i++)
@@ -337,6 +491,15 @@ static size_t run_request(const vector_t *v, const proto_frame_t *f)
         return proto_encode_stats(out, sizeof out, f->request_id, v->stats, v->n_stats);
     }
     return proto_encode_response(out, sizeof out, f->opcode, f->request_id, ops, (size_t)n);
+}
+
+/* An EVENT frame: no request, the events as documented. */
+static size_t run_events(const vector_t *v)
+{
+    memset(evs, 0, sizeof evs);
+    for (size_t i = 0; i < v->n_events; i++)
+        pairs(v, v->events[i], v->n_events, set_event);
+    return proto_encode_events(out, sizeof out, v->request_id, evs, v->n_events);
 }
 
 static void print_hex(const char *what, const uint8_t *p, size_t n)
@@ -352,14 +515,18 @@ static bool run_vector(const vector_t *v)
     proto_frame_t f;
     proto_error_t err;
     size_t n;
-    ssize_t r = proto_frame_parse(v->req, v->req_len, &f, &err);
 
-    cr_assert_neq(r, 0, "%s: the request is not a whole frame", v->name);
-    if (r < 0) {
-        n = proto_encode_error(out, sizeof out, 0, &err); /* header refused: id 0 */
+    if (v->n_events) {
+        n = run_events(v);
     } else {
-        cr_assert_eq((size_t)r, v->req_len, "%s: bytes after the frame", v->name);
-        n = v->first ? run_hello(v, &f) : run_request(v, &f);
+        ssize_t r = proto_frame_parse(v->req, v->req_len, &f, &err);
+        cr_assert_neq(r, 0, "%s: the request is not a whole frame", v->name);
+        if (r < 0) {
+            n = proto_encode_error(out, sizeof out, 0, &err); /* header refused: id 0 */
+        } else {
+            cr_assert_eq((size_t)r, v->req_len, "%s: bytes after the frame", v->name);
+            n = v->first ? run_hello(v, &f) : run_request(v, &f);
+        }
     }
     if (n == v->resp_len && memcmp(out, v->resp, n) == 0)
         return true;
@@ -381,12 +548,15 @@ Test(vectors, every_documented_vector_matches_the_codec)
     cr_assert_eq(failed, 0, "%zu of %zu vectors differ", failed, n_vectors);
 }
 
-/* The vectors must cover the protocol: every request opcode, every reason
- * an ERROR frame can name, and names that are unique. */
+/* The vectors must cover the protocol: every request opcode, an answer to
+ * each and an EVENT frame, every event type, every reason an ERROR frame can
+ * name, and names that are unique. */
 Test(vectors, cover_every_opcode_and_every_malformed_reason)
 {
     bool opcode_seen[ALLOT_OP_COUNT] = {false};
+    bool answer_seen[ALLOT_OP_COUNT] = {false};
     bool reason_seen[ALLOT_MAL_COUNT] = {false};
+    bool event_seen[ALLOT_EVENT_COUNT] = {false};
 
     load_vectors();
     for (size_t i = 0; i < n_vectors; i++) {
@@ -394,14 +564,27 @@ Test(vectors, cover_every_opcode_and_every_malformed_reason)
         for (size_t j = 0; j < i; j++)
             cr_assert_str_neq(v->name, vectors[j].name, "two vectors named %s", v->name);
         unsigned op = allot_get_u16(v->req + 4);
-        if (op < ALLOT_OP_COUNT)
+        if (v->req_len > 0 && op < ALLOT_OP_COUNT)
             opcode_seen[op] = true;
+        unsigned rop = allot_get_u16(v->resp + 4) & ~ALLOT_OP_RESPONSE;
+        if (rop < ALLOT_OP_COUNT)
+            answer_seen[rop] = true;
         if (v->resp_len >= 18 && allot_get_u16(v->resp + 4) == 0xffff &&
             v->resp[16] == ALLOT_MALFORMED && v->resp[17] < ALLOT_MAL_COUNT)
             reason_seen[v->resp[17]] = true;
+        for (size_t k = 0; rop == ALLOT_OP_EVENT && k < allot_get_u16(v->resp + 6); k++) {
+            size_t at = ALLOT_FRAME_HEADER_SIZE + k * ALLOT_EV_SIZE + ALLOT_EV_TYPE;
+            if (at < v->resp_len && v->resp[at] < ALLOT_EVENT_COUNT)
+                event_seen[v->resp[at]] = true;
+        }
     }
-    for (unsigned op = ALLOT_OP_HELLO; op <= ALLOT_OP_SUBSCRIBE; op++)
+    for (unsigned op = ALLOT_OP_HELLO; op <= ALLOT_OP_SUBSCRIBE; op++) {
         cr_expect(opcode_seen[op], "no vector for %s", allot_opcode_name(op));
+        cr_expect(answer_seen[op], "no vector answers %s", allot_opcode_name(op));
+    }
+    cr_expect(answer_seen[ALLOT_OP_EVENT], "no vector for an EVENT frame");
+    for (unsigned e = 1; e < ALLOT_EVENT_COUNT; e++)
+        cr_expect(event_seen[e], "no vector for event %s", allot_event_name(e));
     for (unsigned r = 1; r < ALLOT_MAL_COUNT; r++)
         cr_expect(reason_seen[r], "no vector for MALFORMED %s", allot_malformed_name(r));
 }
