@@ -178,14 +178,28 @@ static void sku_out(eng_op_t *op, const sku_slot_t *s)
     op->out_loc_count = 0;
 }
 
-static uint64_t loc_allocated(const engine_t *e, const sku_slot_t *s, uint16_t id)
+static const eng_loc_view_t *loc_view(const engine_t *e, const sku_slot_t *s, uint16_t id,
+                                      eng_loc_view_t v[ALLOT_LOCATIONS_MAX])
 {
-    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
     uint32_t n = stock_locations(e, s, v);
     for (uint32_t i = 0; i < n; i++)
         if (v[i].location == id)
-            return v[i].allocated;
-    return 0;
+            return &v[i];
+    return NULL;
+}
+
+static uint64_t loc_allocated(const engine_t *e, const sku_slot_t *s, uint16_t id)
+{
+    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
+    const eng_loc_view_t *l = loc_view(e, s, id, v);
+    return l ? l->allocated : 0;
+}
+
+static uint64_t loc_on_hand(const engine_t *e, const sku_slot_t *s, uint16_t id)
+{
+    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
+    const eng_loc_view_t *l = loc_view(e, s, id, v);
+    return l ? l->on_hand : 0;
 }
 
 static void op_sku_set(engine_t *e, eng_op_t *op, uint64_t h)
@@ -212,8 +226,10 @@ static void op_sku_set(engine_t *e, eng_op_t *op, uint64_t h)
         sku_out(op, s);
         return;
     }
-    if (op->amount < loc_allocated(e, s, op->location)) {
-        /* Setting on_hand below what is promised would oversell. */
+    if (op->amount < loc_allocated(e, s, op->location) ||
+        (s->bo_head != NONE32 && op->amount < loc_on_hand(e, s, op->location))) {
+        /* Setting on_hand below what is promised would oversell; while
+         * orders wait, what came back is theirs. */
         op->result = ALLOT_INSUFFICIENT_STOCK;
         sku_out(op, s);
         return;
@@ -277,8 +293,9 @@ static void op_adjust(engine_t *e, eng_op_t *op, uint64_t h)
         op->result = ALLOT_UNKNOWN_SKU;
         return;
     }
-    if (delta < 0 && stock_loc_available(e, s, op->location) < mag) {
-        /* Shrinkage cannot take units that are promised to orders. */
+    if (delta < 0 && (s->bo_head != NONE32 || stock_loc_available(e, s, op->location) < mag)) {
+        /* Shrinkage cannot take units that are promised to orders, nor
+         * returned stock that waiting orders are about to get. */
         op->result = ALLOT_INSUFFICIENT_STOCK;
         sku_out(op, s);
         return;
@@ -425,10 +442,13 @@ static void become_terminal(engine_t *e, order_rec_t *r, uint8_t state)
 
 static void expire_events(engine_t *e, const order_rec_t *r)
 {
+    /* One per line that held units or waited for them (a PARTIAL line that
+     * got nothing, perhaps of an unknown SKU, has nothing to tell). */
     const eng_line_t *lines = orders_lines(&e->orders, r);
     for (uint32_t i = 0; i < r->line_count; i++)
-        event(e, ALLOT_EVENT_HOLD_EXPIRED, lines[i].sku, r->id, lines[i].allocated,
-              ALLOT_STATE_EXPIRED, 0);
+        if (lines[i].allocated > 0 || r->policy == ALLOT_POLICY_BACKORDER)
+            event(e, ALLOT_EVENT_HOLD_EXPIRED, lines[i].sku, r->id, lines[i].allocated,
+                  ALLOT_STATE_EXPIRED, 0);
 }
 
 /* A hold, or a backorder's wait, ran out. */
@@ -565,8 +585,12 @@ static uint32_t drain_pending(engine_t *e, uint32_t budget)
     while (st->pend_len > 0) {
         sku_slot_t *s = &e->inv.slots[st->pend[st->pend_head]];
         while (n < budget && s->bo_head != NONE32 && sku_available(s) > 0) {
-            fill_head(e, s);
-            n++;
+            order_rec_t *head = &e->orders.recs[e->stock.nodes[s->bo_head].rec];
+            if (order_lapsed(e, head))
+                expire_order(e, head); /* its wait ran out before its turn came */
+            else
+                fill_head(e, s);
+            n++; /* one record either way: the budget bounds the journal */
         }
         if (s->bo_head != NONE32 && sku_available(s) > 0)
             break; /* out of budget: it stays first */
@@ -741,7 +765,8 @@ static bool place_has_room(const engine_t *e, sku_slot_t *const *slots, const en
     if (!orders_has_room(&e->orders, n))
         return false;
     bool backorder = p->policy == ALLOT_POLICY_BACKORDER;
-    uint32_t new_entries = 0, splits = 0, waits = 0;
+    uint32_t new_entries = 0, waits = 0;
+    uint64_t split_lines = 0; /* lines that need a split: away from 0, or waiting */
     for (uint32_t i = 0; i < n; i++) {
         const eng_line_t *l = &p->lines[i];
         if (!slots[i])
@@ -754,16 +779,13 @@ static bool place_has_room(const engine_t *e, sku_slot_t *const *slots, const en
             if (!stock_wait_room(e, slots[i]))
                 return false;
             waits++;
+            split_lines |= UINT64_C(1) << i; /* reserved: a fill may come from anywhere */
         }
     }
-    /* A line needs a split when any of its units sit away from location 0. */
-    for (uint32_t k = 0; k < p->alloc_count;) {
-        uint8_t line = p->allocs[k].line;
-        bool away = false;
-        for (; k < p->alloc_count && p->allocs[k].line == line; k++)
-            away |= p->allocs[k].location != 0;
-        splits += away;
-    }
+    for (uint32_t k = 0; k < p->alloc_count; k++)
+        if (p->allocs[k].location != 0)
+            split_lines |= UINT64_C(1) << p->allocs[k].line;
+    uint32_t splits = (uint32_t)__builtin_popcountll(split_lines);
     return e->limits.count + new_entries <= e->limits.count_max &&
            (splits == 0 || stock_split_room(e, splits)) &&
            e->stock.nodes_max - e->stock.nodes_used >= waits;
@@ -811,6 +833,8 @@ static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *
         if (backorder && lines[i].allocated < lines[i].qty) {
             stock_wait_push(e, s, orders_rec_index(&e->orders, r), (uint8_t)i,
                             lines[i].qty - lines[i].allocated);
+            /* A fill cannot be refused, so its split is taken now. */
+            stock_split_reserve(e, r->line_ref + i, lines[i].allocated);
             waits = true;
         }
     }

@@ -265,6 +265,9 @@ uint32_t stock_line_allocs(const struct engine *e, uint32_t gl, uint8_t line,
 /* Whether a line needing a split could get one. */
 bool stock_split_room(const struct engine *e, uint32_t n);
 void stock_split_free(struct engine *e, uint32_t gl);
+/* Gives global line gl a split now (with its allocated units at location
+ * 0), so that later fills never need one: a waiting line's. */
+void stock_split_reserve(struct engine *e, uint32_t gl, uint32_t allocated);
 
 /* Snapshot loading: false when the entry does not fit or repeats. */
 bool stock_split_put(struct engine *e, uint32_t gl, uint16_t loc, uint32_t units);

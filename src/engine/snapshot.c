@@ -150,7 +150,9 @@ static int load_splits(engine_t *e, order_rec_t *r, const uint8_t *p, uint32_t n
         if (a.line >= r->line_count || a.units == 0 || a.units > lines[a.line].allocated)
             LOAD_FAIL("snapshot order %llu has a bad location split", (unsigned long long)r->id);
         if (!stock_split_put(e, gl, a.location, a.units))
-            LOAD_FAIL("snapshot order %llu has a bad location split", (unsigned long long)r->id);
+            LOAD_FAIL("snapshot order %llu has a bad location split, or more splits than "
+                      "this server allows",
+                      (unsigned long long)r->id);
     }
     return 0;
 }
@@ -169,8 +171,6 @@ static int load_order(engine_t *e, const uint8_t *b, size_t avail, size_t *used,
         state >= ALLOT_STATE_REJECTED || b[49] >= ALLOT_POLICY_COUNT || ns > ENG_ALLOCS_MAX ||
         avail < size)
         LOAD_FAIL("snapshot order %llu is malformed", (unsigned long long)id);
-    if (!stock_split_room(e, ns))
-        LOAD_FAIL("snapshot has more location splits than this server allows");
     bool found;
     uint64_t pos = orders_probe(o, id, hash_u64(id), &found);
     if (found)
@@ -258,7 +258,11 @@ static int load_wait(engine_t *e, const uint8_t *p, char *why, size_t why_len)
         e->orders.line_wait[r->line_ref + line] != NONE32 || !stock_wait_room(e, s))
         LOAD_FAIL("snapshot waitlist entry of order %llu is invalid or repeated",
                   (unsigned long long)id);
+    uint32_t gl = r->line_ref + line;
+    if (e->orders.line_split[gl] == NONE32 && !stock_split_room(e, 1))
+        LOAD_FAIL("snapshot has more location splits than this server allows");
     stock_wait_push(e, s, orders_rec_index(&e->orders, r), line, l->qty - l->allocated);
+    stock_split_reserve(e, gl, l->allocated);
     return 0;
 }
 

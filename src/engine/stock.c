@@ -157,14 +157,14 @@ static int loc_ensure(engine_t *e, sku_slot_t *s, uint16_t id)
         b = &e->stock.blocks[e->stock.blocks_used++];
         memset(b, 0, sizeof *b);
         s->locs = e->stock.blocks_used;
-        /* Location 0 moves into the block if it ever held anything. */
-        if (s->on_hand || s->allocated || s->prio0) {
-            b->id[0] = 0;
-            b->prio[0] = s->prio0;
-            b->on_hand[0] = s->on_hand;
-            b->allocated[0] = s->allocated;
-            b->n = 1;
-        }
+        /* Location 0, the default, always exists: it moves into the block
+         * whatever it holds, so a SKU's locations never depend on the
+         * order in which they were stocked. */
+        b->id[0] = 0;
+        b->prio[0] = s->prio0;
+        b->on_hand[0] = s->on_hand;
+        b->allocated[0] = s->allocated;
+        b->n = 1;
         s->prio0 = 0;
     }
     int i = block_find(b, id);
@@ -285,18 +285,6 @@ static uint32_t split_new(engine_t *e)
     return idx;
 }
 
-void stock_split_free(engine_t *e, uint32_t gl)
-{
-    stock_t *st = &e->stock;
-    uint32_t idx = e->orders.line_split[gl];
-    if (idx == NONE32)
-        return;
-    st->splits[idx].n = st->splits_free;
-    st->splits_free = idx;
-    st->splits_used--;
-    e->orders.line_split[gl] = NONE32;
-}
-
 static void split_add(split_t *sp, uint16_t loc, uint32_t units)
 {
     for (uint32_t i = 0; i < sp->n; i++)
@@ -307,6 +295,28 @@ static void split_add(split_t *sp, uint16_t loc, uint32_t units)
     VERIFY(sp->n < ALLOT_LOCATIONS_MAX);
     sp->loc[sp->n] = loc;
     sp->units[sp->n++] = units;
+}
+
+void stock_split_reserve(engine_t *e, uint32_t gl, uint32_t allocated)
+{
+    uint32_t *ref = &e->orders.line_split[gl];
+    if (*ref != NONE32)
+        return;
+    *ref = split_new(e);
+    if (allocated > 0)
+        split_add(&e->stock.splits[*ref], 0, allocated);
+}
+
+void stock_split_free(engine_t *e, uint32_t gl)
+{
+    stock_t *st = &e->stock;
+    uint32_t idx = e->orders.line_split[gl];
+    if (idx == NONE32)
+        return;
+    st->splits[idx].n = st->splits_free;
+    st->splits_free = idx;
+    st->splits_used--;
+    e->orders.line_split[gl] = NONE32;
 }
 
 void stock_take(engine_t *e, sku_slot_t *s, uint32_t gl, uint32_t before, const eng_alloc_t *a,
