@@ -63,7 +63,8 @@ enum {
     /* knobs of the scenario: applied over its defaults, in this order */
     OPT_KNOB_FIRST, OPT_SEED = OPT_KNOB_FIRST, OPT_LINES, OPT_QTY, OPT_SKUS, OPT_STOCK, OPT_HOT,
     OPT_HOT_STOCK, OPT_HOT_LIMIT, OPT_HOT_SHARE, OPT_DIST, OPT_CUSTOMERS, OPT_HOLD, OPT_MIX,
-    OPT_TEMPLATES, OPT_KNOB_END,
+    OPT_TEMPLATES, OPT_POLICY, OPT_RESTOCK_EVERY, OPT_RESTOCK_QTY, OPT_MAX_WAIT, OPT_MAX_WAIT_SHARE,
+    OPT_ADVANCE_SHARE, OPT_CANCEL_AFTER, OPT_LOCATIONS, OPT_SINGLE_SHARE, OPT_KNOB_END,
 };
 
 static const struct option rb_long_opts[] = {
@@ -99,6 +100,15 @@ static const struct option rb_long_opts[] = {
     {"hold-ms", required_argument, NULL, OPT_HOLD},
     {"mix", required_argument, NULL, OPT_MIX},
     {"templates", required_argument, NULL, OPT_TEMPLATES},
+    {"policy", required_argument, NULL, OPT_POLICY},
+    {"restock-every", required_argument, NULL, OPT_RESTOCK_EVERY},
+    {"restock-qty", required_argument, NULL, OPT_RESTOCK_QTY},
+    {"max-wait-ms", required_argument, NULL, OPT_MAX_WAIT},
+    {"max-wait-share", required_argument, NULL, OPT_MAX_WAIT_SHARE},
+    {"advance-share", required_argument, NULL, OPT_ADVANCE_SHARE},
+    {"cancel-after-ms", required_argument, NULL, OPT_CANCEL_AFTER},
+    {"locations", required_argument, NULL, OPT_LOCATIONS},
+    {"single-share", required_argument, NULL, OPT_SINGLE_SHARE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -126,7 +136,8 @@ static void rb_usage(FILE *f)
         "  --rate N             open loop: N orders per second in all, latency from\n"
         "                       each order's intended send time (default: closed loop)\n"
         "scenario (a knob given here overrides the scenario's choice):\n"
-        "  --scenario S         flash (default), catalog or custom\n"
+        "  --scenario S         flash (default), catalog, custom, waitlist or\n"
+        "                       multi-location\n"
         "  --seed N             workload seed (default 1)\n"
         "  --skus N             catalogue SKUs          --stock N      units of each\n"
         "  --hot N              hot SKUs                --hot-stock N  units of each\n"
@@ -134,7 +145,7 @@ static void rb_usage(FILE *f)
         "  --hot-share P        percent of lines on hot SKUs\n"
         "  --distribution D     catalogue demand: uniform or zipf:S\n"
         "  --lines N|A-B        lines per order, fixed or uniform in A..B\n"
-        "  --qty N              units per line\n"
+        "  --qty N|A-B          units per line, fixed or uniform in A..B\n"
         "  --customers N        distinct customers\n"
         "  --hold-ms N          hold of each order; 0 = confirmed at once\n"
         "  --mix M              place=P,confirm=C,cancel=X,fulfill=F: of every P\n"
@@ -143,6 +154,22 @@ static void rb_usage(FILE *f)
         "                       then expires in the server)\n"
         "  --templates N        distinct orders generated, reused in a cycle\n"
         "                       (default 1M)\n"
+        "  --policy P           all-or-nothing or backorder (the rest of each line\n"
+        "                       waits in the SKU's queue; one client thread)\n"
+        "waitlist knobs (backorders; allot only):\n"
+        "  --restock-every MS   every hot SKU restocked this often (0 = never)\n"
+        "  --restock-qty N      units per hot SKU and restock\n"
+        "  --max-wait-ms N      the maximum wait of orders that have one\n"
+        "  --max-wait-share P   percent of orders with a maximum wait\n"
+        "  --advance-share P    percent of the orders to be paid that pay while\n"
+        "                       still waiting (CONFIRM of a BACKORDERED order)\n"
+        "  --cancel-after-ms N  the cancels of the mix go out N ms after the\n"
+        "                       PLACE answer\n"
+        "multi-location knobs (allot only):\n"
+        "  --locations N|A-B    locations per SKU: location 0 first in allocation\n"
+        "                       order, the others among ids 1..15 with priorities\n"
+        "                       0..3 (a layout fixed per SKU); --stock units in each\n"
+        "  --single-share P     percent of orders with SINGLE_LOCATION lines\n"
         "run:\n"
         "  --order-id-base N    first order id (default: wall clock ms << 20, fresh\n"
         "                       for every run)\n"
@@ -157,7 +184,16 @@ static void rb_usage(FILE *f)
         "customers; 2 s holds, 60%% confirmed and shipped, 10%% cancelled, 30%%\n"
         "abandoned. catalog = 1,000,000 SKUs, uniform, stock that never runs out,\n"
         "confirmed at once, 90%% shipped, 10%% cancelled. custom = 100,000 SKUs,\n"
-        "uniform, every order shipped: a base for the knobs.\n\n"
+        "uniform, every order shipped: a base for the knobs. waitlist = a sell-out\n"
+        "then restocks: 16 hot SKUs of 500 units, limit 2, 3,000 customers, one-line\n"
+        "BACKORDER orders; 50 units per hot SKU every 100 ms; 30%% wait 1.5 s at\n"
+        "most; of the orders placed, 15%% cancelled 200 ms after the answer, 70%%\n"
+        "paid (half of them while waiting), 50%% shipped once complete, the rest\n"
+        "left (a hold expires 2 s after the fill); subscribes to the server's\n"
+        "events to learn of fills and expiries. multi-location = 20,000 SKUs at\n"
+        "2-8 locations of 50 units, zipf 0.99, 1-3 lines of 1-20 units, 20%%\n"
+        "SINGLE_LOCATION, holds and fates as flash; every order read back with\n"
+        "ORDER_GET to check its lines' locations.\n\n"
         "Exit status: 0 the check passed, 1 it failed or the run broke, 2 bad usage.\n",
         ALLOT_DEFAULT_HOST, ALLOT_DEFAULT_PORT, RB_CONNECTIONS_DEFAULT, RB_PIPELINE_DEFAULT, RB_BATCH_DEFAULT,
         RB_DURATION_DEFAULT, RB_WARMUP_DEFAULT);
@@ -206,7 +242,36 @@ static int rb_knob(sc_config_t *c, int opt, const char *arg)
             return 0;
         fprintf(stderr, "allot-bench run: --lines wants N or A-B within 1..64, not '%s'\n", arg);
         return -EINVAL;
-    case OPT_QTY: return rb_u32("qty", arg, 1, UINT32_MAX, &c->qty);
+    case OPT_QTY:
+        if (sc_parse_range(arg, 1, UINT32_MAX, &c->qty, &c->qty_max) == 0)
+            return 0;
+        fprintf(stderr, "allot-bench run: --qty wants N or A-B (A >= 1), not '%s'\n", arg);
+        return -EINVAL;
+    case OPT_LOCATIONS:
+        if (sc_parse_range(arg, 1, ALLOT_LOCATIONS_MAX, &c->locs_min, &c->locs_max) == 0)
+            return 0;
+        fprintf(stderr, "allot-bench run: --locations wants N or A-B within 1..8, not '%s'\n",
+                arg);
+        return -EINVAL;
+    case OPT_POLICY:
+        if (strcmp(arg, "all-or-nothing") == 0)
+            c->policy = ALLOT_POLICY_ALL_OR_NOTHING;
+        else if (strcmp(arg, "backorder") == 0)
+            c->policy = ALLOT_POLICY_BACKORDER;
+        else {
+            fprintf(stderr, "allot-bench run: --policy is all-or-nothing or backorder, not "
+                            "'%s'\n", arg);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_RESTOCK_EVERY:
+        return rb_u32("restock-every", arg, 0, 3600000, &c->restock_every_ms);
+    case OPT_RESTOCK_QTY: return rb_count("restock-qty", arg, 0, UINT64_C(1) << 40, &c->restock_qty);
+    case OPT_MAX_WAIT: return rb_u32("max-wait-ms", arg, 0, UINT32_MAX, &c->max_wait_ms);
+    case OPT_MAX_WAIT_SHARE: return rb_u32("max-wait-share", arg, 0, 100, &c->max_wait_share);
+    case OPT_ADVANCE_SHARE: return rb_u32("advance-share", arg, 0, 100, &c->advance_share);
+    case OPT_CANCEL_AFTER: return rb_u32("cancel-after-ms", arg, 0, 3600000, &c->cancel_after_ms);
+    case OPT_SINGLE_SHARE: return rb_u32("single-share", arg, 0, 100, &c->single_share);
     case OPT_SKUS: return rb_count("skus", arg, 0, UINT32_MAX, &c->skus);
     case OPT_STOCK: return rb_count("stock", arg, 0, UINT64_C(1) << 50, &c->stock);
     case OPT_HOT: return rb_count("hot", arg, 0, UINT32_MAX, &c->hot);
@@ -301,6 +366,20 @@ static int rb_finish_opts(rb_opts_t *o, enum sc_kind kind, const char *const *kn
                         "redis://HOST:PORT, not '%s'\n", o->url);
         return -EINVAL;
     }
+    bool bo = sc_is_backorder(&o->sc);
+    if ((bo || o->sc.locs_max > 0) && o->target.ops != &run_allot_ops) {
+        fprintf(stderr, "allot-bench run: backorders and locations are allot's: the Redis "
+                        "target runs flash, catalog and custom\n");
+        return -EINVAL;
+    }
+    if (bo && o->threads != 1) {
+        fprintf(stderr, "allot-bench run: a backorder run has one client thread (--threads 1)\n");
+        return -EINVAL;
+    }
+    if (bo && o->sc.templates > UINT32_MAX / 2u) {
+        fprintf(stderr, "allot-bench run: too many --templates\n");
+        return -EINVAL;
+    }
     if (!o->have_base)
         o->order_base = bench_wall_ms() << 20;
     if (!o->have_cust_base)
@@ -332,8 +411,8 @@ static int rb_parse(int argc, char **argv, rb_opts_t *o)
         }
         if (c == OPT_SCENARIO) {
             if (sc_parse_kind(optarg, &kind) < 0) {
-                fprintf(stderr, "allot-bench run: --scenario is flash, catalog or custom, "
-                                "not '%s'\n", optarg);
+                fprintf(stderr, "allot-bench run: --scenario is flash, catalog, custom, "
+                                "waitlist or multi-location, not '%s'\n", optarg);
                 return -EINVAL;
             }
             continue;
@@ -412,6 +491,60 @@ static int rb_read_sold_out(rb_run_t *run, rb_result_t *r)
     return rc;
 }
 
+/* SKUs as read after the run: with their locations when they have any. */
+static int rb_read_after(rb_run_t *run)
+{
+    if (run->locs_after)
+        return run_allot_read_locs(run->ctl, run->sc.sku_ids, run->sc.n_skus, run->after,
+                                   run->locs_after);
+    return run->target->ops->read(run->ctl, run->sc.sku_ids, run->sc.n_skus, run->after);
+}
+
+/* A backorder run's expectations come from its book of orders: what live
+ * orders hold, what shipped, what still waits; the restocks it made add to
+ * on_hand. Its orders are read back and checked, FIFO too. */
+static int rb_wait_expect(rb_run_t *run, rb_result_t *r, chk_input_t *in, uint32_t **bo_orders,
+                          uint64_t **bo_units)
+{
+    rb_wait_t *wt = run->wait;
+    size_t n = run->sc.n_skus;
+    *bo_orders = calloc(n, sizeof **bo_orders);
+    *bo_units = calloc(n, sizeof **bo_units);
+    if (!*bo_orders || !*bo_units)
+        return -ENOMEM;
+    memset(r->alloc_expect, 0, n * sizeof *r->alloc_expect);
+    memset(r->hand_expect, 0, n * sizeof *r->hand_expect);
+    int rc = wt_expect(&wt->book, r->alloc_expect, r->hand_expect, *bo_orders, *bo_units,
+                       &r->cust);
+    for (size_t i = 0; i < n; i++)
+        r->hand_expect[i] += wt->restocked[i];
+    if (rc == 0 && !wt->lost) {
+        if (!run->o->quiet)
+            fprintf(stderr, "reading back %zu orders...\n", wt->book.len);
+        rc = rb_wait_verify(run, r);
+    }
+    r->surprises += wt->book.st.surprises;
+    in->bo_orders_expect = *bo_orders;
+    in->bo_units_expect = *bo_units;
+    in->order_mismatch = wt->book.mismatch;
+    in->fifo_violations = wt->book.fifo;
+    in->events_lost = wt->lost;
+    in->other_why = wt->lost ? wt->lost_why : wt->book.why;
+    return rc;
+}
+
+static void rb_loc_expect(const rb_run_t *run, const rb_result_t *r, chk_input_t *in)
+{
+    in->layout = run->sc.locs;
+    in->locs_before = run->locs_before;
+    in->locs_after = run->locs_after;
+    in->loc_alloc_delta = r->loc.alloc;
+    in->loc_hand_delta = r->loc.hand;
+    in->loc_skip = r->loc.skip;
+    in->line_errors = r->loc.line_errors + r->loc.state_errors;
+    in->other_why = r->loc.why;
+}
+
 static int rb_check(rb_run_t *run, rb_result_t *r)
 {
     int rc = rb_read_sold_out(run, r);
@@ -431,22 +564,65 @@ static int rb_check(rb_run_t *run, rb_result_t *r)
         .hot = run->sc.cfg.hot,
         .unknown_ops = r->unknown_ops,
     };
+    uint32_t *bo_orders = NULL;
+    uint64_t *bo_units = NULL;
+    if (run->wait)
+        rc = rb_wait_expect(run, r, &in, &bo_orders, &bo_units);
+    if (r->have_loc)
+        rb_loc_expect(run, r, &in);
     /* A server sweeps expired holds on its own tick: a mismatch right at
      * the deadline may be one that has not been swept yet. */
-    for (int attempt = 0;; attempt++) {
-        rc = run->target->ops->read(run->ctl, run->sc.sku_ids, run->sc.n_skus, run->after);
+    for (int attempt = 0; rc == 0; attempt++) {
+        rc = rb_read_after(run);
         if (rc < 0)
-            return rc;
+            break;
         run_check(&in, &r->chk);
         if (r->chk.pass || r->chk.oversold || r->chk.unknown_ops || attempt >= RB_CHECK_RETRIES)
             break;
         rb_sleep_ms(RB_CHECK_RETRY_MS);
     }
-    r->checked = true;
-    return 0;
+    r->checked = rc == 0;
+    /* The next run against this server must find the queues empty. */
+    if (run->wait) {
+        int c = rb_wait_cleanup(run, r);
+        if (rc == 0)
+            rc = c;
+    }
+    free(bo_orders);
+    free(bo_units);
+    return rc;
 }
 
 /* ---- the mode ---------------------------------------------------------------------------- */
+
+/* Orders waiting in a queue before the run would take this run's stock as
+ * it comes back, where no client of the run can see it. */
+static int rb_no_waiters(const rb_run_t *run)
+{
+    for (size_t i = 0; i < run->sc.n_skus; i++) {
+        if (run->before[i].bo_orders == 0)
+            continue;
+        fprintf(stderr, "allot-bench run: SKU %" PRIu64 " has %u orders waiting from an earlier "
+                        "run; a backorder run needs empty queues (cancel them, or restart the "
+                        "server)\n", run->sc.sku_ids[i], run->before[i].bo_orders);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+static int rb_load(rb_run_t *run, const uint64_t *stock, const uint32_t *limit)
+{
+    const rb_opts_t *o = run->o;
+    const scenario_t *sc = &run->sc;
+    size_t n = sc->n_skus;
+    if (run->locs_before)
+        return o->no_setup
+                   ? run_allot_read_locs(run->ctl, sc->sku_ids, n, run->before, run->locs_before)
+                   : run_allot_setup_locs(run->ctl, sc, run->before, run->locs_before);
+    return o->no_setup
+               ? run->target->ops->read(run->ctl, sc->sku_ids, n, run->before)
+               : run->target->ops->setup(run->ctl, sc->sku_ids, stock, limit, n, run->before);
+}
 
 static int rb_prepare(rb_run_t *run)
 {
@@ -458,6 +634,12 @@ static int rb_prepare(rb_run_t *run)
     uint64_t *stock = malloc(n * sizeof *stock);
     uint32_t *limit = malloc(n * sizeof *limit);
     int rc = run->before && run->after && stock && limit ? 0 : -ENOMEM;
+    if (rc == 0 && sc->locs) {
+        run->locs_before = calloc(n, sizeof *run->locs_before);
+        run->locs_after = calloc(n, sizeof *run->locs_after);
+        if (!run->locs_before || !run->locs_after)
+            rc = -ENOMEM;
+    }
     if (rc == 0 && run->target->ops == &run_redis_ops) {
         char err[256];
         rc = redis_prepare(run->target, err, sizeof err);
@@ -475,11 +657,13 @@ static int rb_prepare(rb_run_t *run)
         fprintf(stderr, "%s %zu SKUs on %s...\n", o->no_setup ? "reading" : "loading", n,
                 run->target->url);
     if (rc == 0)
-        rc = o->no_setup ? run->target->ops->read(run->ctl, sc->sku_ids, n, run->before)
-                         : run->target->ops->setup(run->ctl, sc->sku_ids, stock, limit, n,
-                                                   run->before);
+        rc = rb_load(run, stock, limit);
     free(stock);
     free(limit);
+    if (rc == 0 && sc_is_backorder(&sc->cfg))
+        rc = rb_no_waiters(run);
+    if (rc == 0 && sc_is_backorder(&sc->cfg))
+        rc = rb_wait_open(run);
     return rc;
 }
 
@@ -487,14 +671,18 @@ static void rb_cleanup(rb_run_t *run, rb_result_t *r)
 {
     if (run->ctl)
         run->target->ops->close(run->ctl);
+    rb_wait_close(run);
     redis_release(run->target);
     free(run->before);
     free(run->after);
+    free(run->locs_before);
+    free(run->locs_after);
     scenario_free(&run->sc);
     free(r->st);
     free(r->alloc_expect);
     free(r->hand_expect);
     tally_free(&r->cust);
+    loc_tally_free(&r->loc);
 }
 
 int bench_run_main(int argc, char **argv)

@@ -1,10 +1,14 @@
 /*
  * allot-bench run: the pieces of the network benchmark.
  *
- *   scenario.c   what a scenario is (flash, catalog, custom), its knobs,
- *                and the order templates it generates from a seed
+ *   scenario.c   what a scenario is (flash, catalog, custom, waitlist,
+ *                multi-location), its knobs, and the order templates and
+ *                stock locations it generates from a seed
  *   run_check.c  the tallies clients keep, and the correctness check that
  *                compares them with the SKU states read before and after
+ *   run_wait.c   the waitlist's book of orders (answers and events merged),
+ *                the expectations it yields and its FIFO checks
+ *   run_locs.c   the per-line location checks of ORDER_GET answers
  *   run_allot.c  the allot target, through the client library
  *   redis.c      the Redis target: a small RESP codec and the Lua scripts
  *   bench_run.c  options, the event loop, the report
@@ -27,7 +31,7 @@
 
 /* ---- scenarios ------------------------------------------------------------- */
 
-enum sc_kind { SC_FLASH, SC_CATALOG, SC_CUSTOM };
+enum sc_kind { SC_FLASH, SC_CATALOG, SC_CUSTOM, SC_WAITLIST, SC_MULTI_LOCATION, SC_KIND_COUNT };
 
 /* What happens to an order once it is placed OK. */
 enum sc_fate {
@@ -56,18 +60,44 @@ typedef struct sc_config {
     uint32_t hold_ms;      /* 0 = CONFIRMED at once */
     uint32_t mix[WL_KIND_COUNT]; /* place=P,confirm=C,cancel=X,fulfill=F */
     uint64_t templates;    /* distinct orders generated, reused in a cycle */
+    uint32_t qty_max;      /* units per line uniform in [qty, qty_max]; 0 = qty */
+    uint8_t policy;        /* enum allot_policy of every order */
+    /* waitlist (policy BACKORDER) */
+    uint32_t restock_every_ms; /* each hot SKU restocked this often; 0 = never */
+    uint64_t restock_qty;      /* units per hot SKU and restock */
+    uint32_t max_wait_ms;      /* the maximum wait of orders that have one */
+    uint32_t max_wait_share;   /* percent of orders with a maximum wait */
+    uint32_t advance_share;    /* percent of orders to be confirmed that pay
+                                  while still waiting */
+    uint32_t cancel_after_ms;  /* a cancel goes out this long after the
+                                  PLACE answer */
+    /* multi-location */
+    uint32_t locs_min;         /* locations per SKU, uniform in [min, max]; */
+    uint32_t locs_max;         /* 0 = location 0 alone */
+    uint32_t single_share;     /* percent of orders with SINGLE_LOCATION */
 } sc_config_t;
+
+#define SC_WAIT_LINES_MAX 4u    /* lines per waitlist order */
+#define SC_LOC_IDS 16u          /* location ids are drawn from 0..15 */
+#define SC_LOC_PRIORITIES 4u    /* priorities from 0..3 */
 
 /* The scenario's own defaults for kind. */
 void sc_config_defaults(sc_config_t *c, enum sc_kind kind);
-/* "flash", "catalog", "custom": 0 or -EINVAL. */
+/* "flash", "catalog", "custom", "waitlist", "multi-location": 0 or -EINVAL. */
 int sc_parse_kind(const char *text, enum sc_kind *kind);
 const char *sc_kind_name(enum sc_kind kind);
 /* "N" or "A-B" lines per order, 1 <= A <= B <= ALLOT_LINES_MAX. */
 int sc_parse_lines(const char *text, uint32_t *min, uint32_t *max);
+/* "N" or "A-B" with lo <= A <= B <= hi ("N" gives N, N). */
+int sc_parse_range(const char *text, uint32_t lo, uint32_t hi, uint32_t *min, uint32_t *max);
 /* The config makes sense (mix, lines within the SKUs, ...): 0, or -EINVAL
  * with the reason in why. */
 int sc_config_check(const sc_config_t *c, char *why, size_t why_len);
+
+/* Order flags drawn per template. */
+#define SC_ORD_SINGLE 0x01u   /* PLACE with ALLOT_PLACE_FLAG_SINGLE_LOCATION */
+#define SC_ORD_MAX_WAIT 0x02u /* a backorder with cfg.max_wait_ms */
+#define SC_ORD_ADVANCE 0x04u  /* confirmed while it still waits */
 
 /* One pre-generated order: customer, lines, and what happens to it. */
 typedef struct sc_order {
@@ -75,12 +105,21 @@ typedef struct sc_order {
     uint32_t line_off;  /* lines[line_off .. + line_count) */
     uint8_t line_count;
     uint8_t fate;       /* enum sc_fate */
+    uint8_t flags;      /* SC_ORD_* */
 } sc_order_t;
 
 typedef struct sc_line {
     uint32_t sku;       /* index: [0, hot) hot SKUs, then the catalogue */
     uint32_t qty;
 } sc_line_t;
+
+/* Where one SKU's stock sits (multi-location): locations in no special
+ * order, ids distinct. */
+typedef struct sc_locs {
+    uint8_t n;
+    uint16_t id[ALLOT_LOCATIONS_MAX];
+    uint16_t prio[ALLOT_LOCATIONS_MAX];
+} sc_locs_t;
 
 typedef struct scenario {
     sc_config_t cfg;
@@ -90,6 +129,7 @@ typedef struct scenario {
     size_t n_orders;
     sc_line_t *lines;
     size_t n_lines;
+    sc_locs_t *locs;    /* by SKU index; NULL unless cfg.locs_max > 0 */
 } scenario_t;
 
 /* Generates the SKU ids and cfg->templates orders, deterministically from
@@ -100,13 +140,30 @@ void scenario_free(scenario_t *s);
 
 /* SKU id of hot SKU i and of catalogue SKU i: fixed, so that runs of a
  * scenario against one server share their catalogue (and the set-up tops it
- * up), and never 0. */
+ * up), and never 0. The waitlist's hot SKUs and the multi-location
+ * catalogue have ids of their own, so that no other scenario's orders, holds
+ * or locations meet theirs. */
 uint64_t sc_hot_sku_id(uint64_t i);
 uint64_t sc_catalog_sku_id(uint64_t i);
+uint64_t sc_wait_sku_id(uint64_t i);
+uint64_t sc_loc_sku_id(uint64_t i);
+/* A SKU no scenario sells: the waitlist restocks it to mark a point in the
+ * event stream. */
+uint64_t sc_marker_sku_id(void);
 
-/* Units and limit the set-up gives SKU index i. */
+/* The locations of SKU i, a function of i alone (not of the seed): runs
+ * against one server keep finding the same locations. */
+void sc_locs_of(const sc_config_t *c, uint64_t i, sc_locs_t *out);
+
+/* Units and limit the set-up gives SKU index i (per location when the SKU
+ * has locations). */
 uint64_t sc_sku_stock(const scenario_t *s, uint64_t i);
 uint32_t sc_sku_limit(const scenario_t *s, uint64_t i);
+/* The scenario places backorders (the waitlist machinery runs). */
+static inline bool sc_is_backorder(const sc_config_t *c)
+{
+    return c->policy == ALLOT_POLICY_BACKORDER;
+}
 
 /* ---- tallies and the check ------------------------------------------------- */
 
@@ -142,9 +199,27 @@ static inline uint64_t tally_key(uint64_t customer, uint64_t hot_sku, uint64_t h
 typedef struct sku_state {
     uint64_t on_hand;
     uint64_t allocated;
+    uint64_t bo_units;   /* units waiting in its backorder queue */
+    uint32_t bo_orders;  /* lines in that queue */
     uint32_t limit;
     bool known;
 } sku_state_t;
+
+/* A SKU's locations as SKU_GET lists them (allot only). */
+typedef struct sku_loc {
+    uint16_t id;
+    uint16_t prio;
+    uint64_t on_hand;
+    uint64_t allocated;
+} sku_loc_t;
+
+typedef struct sku_locs {
+    uint8_t n;
+    sku_loc_t l[ALLOT_LOCATIONS_MAX];
+} sku_locs_t;
+
+/* Index of location id in a SKU's layout, -1 when it has none such. */
+int sc_loc_slot(const sc_locs_t *l, uint16_t id);
 
 typedef struct chk_input {
     size_t n_skus;
@@ -157,6 +232,27 @@ typedef struct chk_input {
     uint32_t limit;               /* the limit the tallies are held to */
     uint64_t hot;                 /* SKUs [0, hot) are the hot ones */
     uint64_t unknown_ops;         /* operations whose outcome is unknown */
+    /* Backorders (NULL: not checked): the queue of every SKU after the run
+     * must hold exactly the lines and units the clients know still wait. */
+    const uint32_t *bo_orders_expect;
+    const uint64_t *bo_units_expect;
+    /* Locations (NULL: not checked). layout gives each SKU's locations;
+     * loc_alloc_delta / loc_hand_delta are indexed [sku * 8 + slot in the
+     * layout]; loc_skip[sku] set: the clients could not learn where some
+     * units went (an order was forgotten before it was read), so that SKU's
+     * per-location changes are not compared (its invariant still is). */
+    const sc_locs_t *layout;
+    const sku_locs_t *locs_before;
+    const sku_locs_t *locs_after;
+    const int64_t *loc_alloc_delta;
+    const int64_t *loc_hand_delta;
+    const uint8_t *loc_skip;
+    /* Found by other checks (run_wait.c, run_locs.c), reported here. */
+    uint64_t order_mismatch;      /* orders whose state or units disagree */
+    uint64_t fifo_violations;
+    uint64_t line_errors;         /* order lines whose locations break a rule */
+    uint64_t events_lost;         /* the event stream broke: fills unknown */
+    const char *other_why;        /* the first of those problems, or NULL */
 } chk_input_t;
 
 typedef struct chk_report {
@@ -172,13 +268,25 @@ typedef struct chk_report {
     uint64_t sold_out_catalog;
     int64_t units_allocated;    /* net change over all SKUs, as read */
     int64_t units_fulfilled;
+    uint64_t bo_mismatch;       /* SKUs whose queue is not what clients know */
+    uint64_t loc_oversold;      /* (SKU, location) with allocated > on_hand */
+    uint64_t loc_mismatch;      /* (SKU, location) that moved otherwise */
+    uint64_t loc_sum_mismatch;  /* SKUs whose locations do not add up */
+    uint64_t locs_checked;      /* (SKU, location) pairs compared */
+    uint64_t loc_skipped;       /* SKUs whose locations were not compared */
+    uint64_t order_mismatch;
+    uint64_t fifo_violations;
+    uint64_t line_errors;
+    uint64_t events_lost;
     char why[320];              /* the first problem, "" when it passes */
 } chk_report_t;
 
 /* The check after a run: no oversell before or after, the change in
  * allocated and on_hand of every SKU equals what the clients were told,
- * no customer over the limit, and no operation of unknown outcome. Pure:
- * reads only its input. */
+ * no customer over the limit, and no operation of unknown outcome; with
+ * locations, the same per location (and the locations add up to the SKU);
+ * with backorders, the queues hold what clients know waits. Pure: reads
+ * only its input. */
 void run_check(const chk_input_t *in, chk_report_t *out);
 
 /* ---- targets --------------------------------------------------------------- */
@@ -188,6 +296,8 @@ void run_check(const chk_input_t *in, chk_report_t *out);
 #define RUN_OP_CONFIRM ALLOT_OP_CONFIRM
 #define RUN_OP_CANCEL ALLOT_OP_CANCEL
 #define RUN_OP_FULFILL ALLOT_OP_FULFILL
+
+#define RUN_OP_ORDER_GET ALLOT_OP_ORDER_GET /* allot only */
 
 /* One element of a frame: the order and how it was made, and the answer. */
 typedef struct run_elem {
@@ -199,6 +309,8 @@ typedef struct run_elem {
     uint8_t replay;      /* out */
     uint64_t deadline_ms; /* out: hold deadline, 0 = unknown or none */
     uint64_t due_ns;     /* open loop: when it should have been sent */
+    uint32_t alloc[SC_WAIT_LINES_MAX]; /* out, PLACE: units per line (the
+                                          first lines only) */
 } run_elem_t;
 
 /* One frame: an opcode and up to cap elements. */
@@ -211,6 +323,9 @@ typedef struct run_frame {
     uint64_t sent_ns;
     struct run_frame *next; /* free list, or a target's queue */
     run_elem_t *elems;
+    /* allot, ORDER_GET: the answer (an allot_completion_t), valid while the
+     * frame is handed back; NULL otherwise. */
+    const void *answer;
 } run_frame_t;
 
 /* What a target needs to build requests. */
@@ -268,6 +383,14 @@ struct target {
 int target_parse(target_t *t, const char *url, const char *host, uint16_t port);
 extern const target_ops_t run_allot_ops;
 extern const target_ops_t run_redis_ops;
+
+/* allot only: reads SKUs with their backorder queues and (when locs is not
+ * NULL) their locations; and loads a multi-location scenario's stock, every
+ * location of every SKU at its allocation plus the scenario's stock, then
+ * reads them back into before and locs. */
+int run_allot_read_locs(tconn_t *c, const uint64_t *ids, size_t n, sku_state_t *out,
+                        sku_locs_t *locs);
+int run_allot_setup_locs(tconn_t *c, const scenario_t *s, sku_state_t *before, sku_locs_t *locs);
 /* Redis: loads the scripts (once per target, before any connection runs). */
 int redis_prepare(target_t *t, char *err, size_t err_len);
 void redis_release(target_t *t);

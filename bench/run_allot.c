@@ -83,6 +83,7 @@ static int ra_add(tconn_t *tc, uint16_t opcode, const run_elem_t *e)
         case ALLOT_OP_CONFIRM: return allot_batch_add_confirm(tc->b, e->order);
         case ALLOT_OP_CANCEL: return allot_batch_add_cancel(tc->b, e->order);
         case ALLOT_OP_FULFILL: return allot_batch_add_fulfill(tc->b, e->order);
+        case ALLOT_OP_ORDER_GET: return allot_batch_add_order_get(tc->b, e->order);
         default: return -EINVAL;
         }
     }
@@ -94,11 +95,14 @@ static int ra_add(tconn_t *tc, uint16_t opcode, const run_elem_t *e)
         lines[i].sku = sc->sku_ids[l[i].sku];
         lines[i].qty = l[i].qty;
     }
+    const sc_config_t *cfg = &sc->cfg;
     allot_order_spec_t spec = {
         .order = e->order,
         .customer = tc->ctx->customer_base + o->customer + 1u,
         .hold_ms = tc->ctx->hold_ms,
-        .policy = ALLOT_POLICY_ALL_OR_NOTHING,
+        .max_wait_ms = (o->flags & SC_ORD_MAX_WAIT) ? cfg->max_wait_ms : 0,
+        .policy = cfg->policy,
+        .flags = (o->flags & SC_ORD_SINGLE) ? ALLOT_PLACE_FLAG_SINGLE_LOCATION : 0,
         .lines = lines,
         .line_count = o->line_count,
     };
@@ -120,6 +124,10 @@ static void ra_take(const allot_completion_t *cmp, run_frame_t *f)
     f->err = cmp->error;
     if (cmp->error != 0)
         return;
+    if (f->opcode == ALLOT_OP_ORDER_GET) {
+        f->answer = cmp; /* read by the one it is handed back to */
+        return;
+    }
     allot_reader_t r;
     allot_reader_init(&r, cmp);
     allot_order_result_t res;
@@ -133,6 +141,8 @@ static void ra_take(const allot_completion_t *cmp, run_frame_t *f)
         e->state = res.state;
         e->replay = res.replay;
         e->deadline_ms = res.deadline_ms;
+        for (unsigned k = 0; k < SC_WAIT_LINES_MAX; k++)
+            e->alloc[k] = k < res.line_count ? res.allocated[k] : 0;
     }
 }
 
@@ -148,6 +158,7 @@ static int ra_poll(tconn_t *tc, run_done_fn done, void *arg)
             run_frame_t *f = cmp[i].user;
             ra_take(&cmp[i], f);
             done(arg, f);
+            f->answer = NULL;
         }
         total += n;
         /* A full haul may leave whole answers in the buffer, which no
@@ -164,8 +175,11 @@ typedef struct ra_sku_pass {
     const uint64_t *ids;
     const uint64_t *on_hand; /* SKU_SET */
     const uint32_t *limit;   /* SKU_SET */
+    const uint16_t *loc;     /* SKU_SET: location and priority; NULL = 0, 0 */
+    const uint16_t *prio;
     size_t n;
-    sku_state_t *out;
+    sku_state_t *out;        /* SKU_SET at locations: NULL */
+    sku_locs_t *locs;        /* SKU_GET: NULL or where locations go */
     int status;              /* first non-OK SKU_SET result, as -EIO */
     uint8_t bad_result;
     uint64_t bad_sku;
@@ -176,11 +190,23 @@ static int ra_sku_fill(tconn_t *tc, ra_sku_pass_t *p, size_t start, size_t n)
     int rc = allot_batch_reset(tc->b, p->opcode);
     for (size_t i = start; i < start + n && rc == 0; i++) {
         if (p->opcode == ALLOT_OP_SKU_SET)
-            rc = allot_batch_add_sku_set(tc->b, p->ids[i], p->on_hand[i], p->limit[i], 0);
+            rc = allot_batch_add_sku_set_at(tc->b, p->ids[i], p->loc ? p->loc[i] : 0,
+                                            p->prio ? p->prio[i] : 0, p->on_hand[i],
+                                            p->limit[i], 0);
         else
             rc = allot_batch_add_sku_get(tc->b, p->ids[i]);
     }
     return rc;
+}
+
+static void ra_sku_locs(const allot_sku_result_t *res, sku_locs_t *l)
+{
+    l->n = res->result == ALLOT_OK ? res->location_count : 0;
+    for (unsigned k = 0; k < l->n; k++) {
+        const allot_sku_location_t *src = &res->locations[k];
+        l->l[k] = (sku_loc_t){.id = src->location, .prio = src->priority,
+                              .on_hand = src->on_hand, .allocated = src->allocated};
+    }
 }
 
 static int ra_sku_take(ra_sku_pass_t *p, const allot_completion_t *cmp)
@@ -192,11 +218,17 @@ static int ra_sku_take(ra_sku_pass_t *p, const allot_completion_t *cmp)
     allot_reader_init(&r, cmp);
     allot_sku_result_t res;
     for (size_t i = start; allot_read_sku(&r, &res) == 1; i++) {
-        sku_state_t *s = &p->out[i];
-        s->known = res.result == ALLOT_OK;
-        s->on_hand = res.on_hand;
-        s->allocated = res.allocated;
-        s->limit = res.limit;
+        if (p->out) {
+            sku_state_t *s = &p->out[i];
+            s->known = res.result == ALLOT_OK;
+            s->on_hand = res.on_hand;
+            s->allocated = res.allocated;
+            s->limit = res.limit;
+            s->bo_units = res.backorder_units;
+            s->bo_orders = res.backorder_orders;
+        }
+        if (p->locs)
+            ra_sku_locs(&res, &p->locs[i]);
         bool bad = p->opcode == ALLOT_OP_SKU_SET ? res.result != ALLOT_OK
                                                  : res.result != ALLOT_OK &&
                                                        res.result != ALLOT_UNKNOWN_SKU;
@@ -214,9 +246,13 @@ static int ra_sku_take(ra_sku_pass_t *p, const allot_completion_t *cmp)
 static int ra_sku_run(tconn_t *tc, ra_sku_pass_t *p)
 {
     size_t next = 0;
+    /* SKU_GET answers carry locations: fewer of them fit a frame. */
+    size_t per = p->opcode == ALLOT_OP_SKU_GET && tc->sku_batch > ALLOT_SKU_GET_BATCH_MAX
+                     ? ALLOT_SKU_GET_BATCH_MAX
+                     : tc->sku_batch;
     while (next < p->n || allot_inflight(tc->c) > 0) {
         while (next < p->n && allot_inflight(tc->c) < RA_SKU_FRAMES) {
-            size_t n = p->n - next < tc->sku_batch ? p->n - next : tc->sku_batch;
+            size_t n = p->n - next < per ? p->n - next : per;
             int rc = ra_sku_fill(tc, p, next, n);
             if (rc == 0)
                 rc = allot_submit(tc->c, tc->b, (void *)(uintptr_t)next, NULL);
@@ -240,9 +276,11 @@ static int ra_sku_run(tconn_t *tc, ra_sku_pass_t *p)
         fprintf(stderr, "allot-bench run: %s of SKU %llu: %s%s\n",
                 p->opcode == ALLOT_OP_SKU_SET ? "SKU_SET" : "SKU_GET",
                 (unsigned long long)p->bad_sku, allot_result_name(p->bad_result),
-                p->bad_result == ALLOT_CAPACITY ? " (the server's SKU table is full: "
-                                                  "start allotd with a larger --skus-max)"
-                                                : "");
+                p->bad_result != ALLOT_CAPACITY ? ""
+                : p->loc ? " (a ninth location for the SKU, or the server's table of SKUs "
+                           "with locations is full)"
+                         : " (the server's SKU table is full: start allotd with a larger "
+                           "--skus-max)");
     return p->status;
 }
 
@@ -250,6 +288,54 @@ static int ra_read(tconn_t *tc, const uint64_t *ids, size_t n, sku_state_t *out)
 {
     ra_sku_pass_t p = {.opcode = ALLOT_OP_SKU_GET, .ids = ids, .n = n, .out = out};
     return ra_sku_run(tc, &p);
+}
+
+int run_allot_read_locs(tconn_t *tc, const uint64_t *ids, size_t n, sku_state_t *out,
+                        sku_locs_t *locs)
+{
+    ra_sku_pass_t p = {.opcode = ALLOT_OP_SKU_GET, .ids = ids, .n = n, .out = out, .locs = locs};
+    return ra_sku_run(tc, &p);
+}
+
+/* Every location of the layout gets what it has allocated plus the stock:
+ * one SKU_SET per (SKU, location). */
+int run_allot_setup_locs(tconn_t *tc, const scenario_t *s, sku_state_t *before, sku_locs_t *locs)
+{
+    int rc = run_allot_read_locs(tc, s->sku_ids, s->n_skus, before, locs);
+    if (rc < 0)
+        return rc;
+    size_t m = 0;
+    for (size_t i = 0; i < s->n_skus; i++)
+        m += s->locs[i].n;
+    uint64_t *ids = malloc(m * sizeof *ids), *on_hand = malloc(m * sizeof *on_hand);
+    uint32_t *limit = malloc(m * sizeof *limit);
+    uint16_t *loc = malloc(m * sizeof *loc), *prio = malloc(m * sizeof *prio);
+    rc = ids && on_hand && limit && loc && prio ? 0 : -ENOMEM;
+    for (size_t i = 0, j = 0; rc == 0 && i < s->n_skus; i++) {
+        const sc_locs_t *lay = &s->locs[i];
+        for (unsigned k = 0; k < lay->n; k++, j++) {
+            uint64_t held = 0;
+            for (unsigned q = 0; before[i].known && q < locs[i].n; q++)
+                if (locs[i].l[q].id == lay->id[k])
+                    held = locs[i].l[q].allocated;
+            ids[j] = s->sku_ids[i];
+            on_hand[j] = held + sc_sku_stock(s, i);
+            limit[j] = sc_sku_limit(s, i);
+            loc[j] = lay->id[k];
+            prio[j] = lay->prio[k];
+        }
+    }
+    if (rc == 0) {
+        ra_sku_pass_t p = {.opcode = ALLOT_OP_SKU_SET, .ids = ids, .on_hand = on_hand,
+                           .limit = limit, .loc = loc, .prio = prio, .n = m};
+        rc = ra_sku_run(tc, &p);
+    }
+    free(ids);
+    free(on_hand);
+    free(limit);
+    free(loc);
+    free(prio);
+    return rc == 0 ? run_allot_read_locs(tc, s->sku_ids, s->n_skus, before, locs) : rc;
 }
 
 /* on_hand is absolute: what is allocated now (orders of earlier runs) plus

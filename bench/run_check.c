@@ -147,6 +147,81 @@ static void chk_sku(const chk_input_t *in, size_t i, chk_report_t *r)
     }
 }
 
+/* The queue after the run holds what clients know still waits: runs start
+ * with empty queues (the set-up refuses others), so after - before is this
+ * run's. */
+static void chk_backorders(const chk_input_t *in, size_t i, chk_report_t *r)
+{
+    const sku_state_t *b = &in->before[i], *a = &in->after[i];
+    uint64_t id = in->sku_ids ? in->sku_ids[i] : i;
+    int64_t d_orders = (int64_t)a->bo_orders - (int64_t)b->bo_orders;
+    int64_t d_units = (int64_t)(a->bo_units - b->bo_units);
+    if (d_orders != (int64_t)in->bo_orders_expect[i] || d_units != (int64_t)in->bo_units_expect[i]) {
+        r->bo_mismatch++;
+        chk_note(r, "SKU %" PRIu64 " (#%zu): its queue grew by %" PRId64 " lines of %" PRId64
+                    " units but clients know of %u lines of %" PRIu64 " units still waiting",
+                 id, i, d_orders, d_units, in->bo_orders_expect[i], in->bo_units_expect[i]);
+    }
+}
+
+static const sku_loc_t *chk_find_loc(const sku_locs_t *l, uint16_t id)
+{
+    for (unsigned k = 0; k < l->n; k++)
+        if (l->l[k].id == id)
+            return &l->l[k];
+    return NULL;
+}
+
+/* Every location of the SKU within its stock, the locations adding up to
+ * the SKU, and each of the layout's locations moved as clients learnt. */
+static void chk_locations(const chk_input_t *in, size_t i, chk_report_t *r)
+{
+    const sku_locs_t *lb = &in->locs_before[i], *la = &in->locs_after[i];
+    const sc_locs_t *lay = &in->layout[i];
+    uint64_t id = in->sku_ids ? in->sku_ids[i] : i;
+    const sku_locs_t *both[2] = {lb, la};
+    const sku_state_t *tot[2] = {&in->before[i], &in->after[i]};
+    for (int t = 0; t < 2; t++) {
+        uint64_t oh = 0, al = 0;
+        for (unsigned k = 0; k < both[t]->n; k++) {
+            const sku_loc_t *l = &both[t]->l[k];
+            oh += l->on_hand;
+            al += l->allocated;
+            if (l->allocated > l->on_hand) {
+                r->loc_oversold++;
+                chk_note(r, "oversell: SKU %" PRIu64 " (#%zu) location %u has allocated %" PRIu64
+                            " > on_hand %" PRIu64 " %s the run", id, i, l->id, l->allocated,
+                         l->on_hand, t ? "after" : "before");
+            }
+        }
+        if (tot[t]->known && (oh != tot[t]->on_hand || al != tot[t]->allocated)) {
+            r->loc_sum_mismatch++;
+            chk_note(r, "SKU %" PRIu64 " (#%zu): its locations add up to on_hand %" PRIu64
+                        ", allocated %" PRIu64 " but the SKU says %" PRIu64 ", %" PRIu64
+                        " %s the run", id, i, oh, al, tot[t]->on_hand, tot[t]->allocated,
+                     t ? "after" : "before");
+        }
+    }
+    if (in->loc_skip && in->loc_skip[i]) {
+        r->loc_skipped++;
+        return;
+    }
+    for (unsigned k = 0; k < lay->n; k++) {
+        const sku_loc_t *b = chk_find_loc(lb, lay->id[k]), *a = chk_find_loc(la, lay->id[k]);
+        int64_t d_alloc = (int64_t)((a ? a->allocated : 0) - (b ? b->allocated : 0));
+        int64_t d_hand = (int64_t)((a ? a->on_hand : 0) - (b ? b->on_hand : 0));
+        size_t j = i * ALLOT_LOCATIONS_MAX + k;
+        r->locs_checked++;
+        if (d_alloc != in->loc_alloc_delta[j] || d_hand != in->loc_hand_delta[j]) {
+            r->loc_mismatch++;
+            chk_note(r, "SKU %" PRIu64 " (#%zu) location %u: allocated moved by %" PRId64
+                        " and on_hand by %" PRId64 " but clients learnt %" PRId64 " and %" PRId64,
+                     id, i, lay->id[k], d_alloc, d_hand, in->loc_alloc_delta[j],
+                     in->loc_hand_delta[j]);
+        }
+    }
+}
+
 static void chk_customers(const chk_input_t *in, chk_report_t *r)
 {
     const tally_t *t = in->customers;
@@ -169,8 +244,20 @@ void run_check(const chk_input_t *in, chk_report_t *out)
 {
     memset(out, 0, sizeof *out);
     out->pass = true;
-    for (size_t i = 0; i < in->n_skus; i++)
+    /* Without the events, the fills are unknown: that explains the rest. */
+    if (in->events_lost)
+        chk_note(out, "%s", in->other_why && *in->other_why ? in->other_why
+                                                             : "the event stream broke");
+    for (size_t i = 0; i < in->n_skus; i++) {
         chk_sku(in, i, out);
+        if (!in->before[i].known || !in->after[i].known)
+            continue;
+        if (in->bo_orders_expect && in->bo_units_expect)
+            chk_backorders(in, i, out);
+        if (in->layout && in->locs_before && in->locs_after && in->loc_alloc_delta &&
+            in->loc_hand_delta)
+            chk_locations(in, i, out);
+    }
     out->skus_checked = in->n_skus;
     if (in->customers && in->limit > 0)
         chk_customers(in, out);
@@ -179,4 +266,11 @@ void run_check(const chk_input_t *in, chk_report_t *out)
         chk_note(out, "%" PRIu64 " operations have an unknown outcome (connection lost)",
                  in->unknown_ops);
     }
+    out->order_mismatch = in->order_mismatch;
+    out->fifo_violations = in->fifo_violations;
+    out->line_errors = in->line_errors;
+    out->events_lost = in->events_lost;
+    if (in->order_mismatch || in->fifo_violations || in->line_errors || in->events_lost)
+        chk_note(out, "%s", in->other_why && *in->other_why ? in->other_why
+                                                             : "an order or line check failed");
 }

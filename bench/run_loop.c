@@ -4,7 +4,7 @@
  * the measured window. See bench_run.c for the shape of a run.
  */
 #include "bench.h"
-#include "run_loop.h"
+#include "run_worker.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,29 +18,23 @@
 
 /* ---- follow-up queues -------------------------------------------------------------- */
 
-typedef struct fq_item {
-    uint64_t order;
-    uint64_t enq_ns;
-    uint32_t tmpl;
-    uint8_t prev_state;
-} fq_item_t;
-
-/* A ring of fixed capacity: the connection stops placing while its queues
- * are above their soft bound, which keeps them below capacity. */
-typedef struct fq {
-    fq_item_t *v;
-    size_t cap;
-    size_t head;
-    size_t len;
-} fq_t;
-
+/* Room for one more item. Only queues fed by events outgrow their sizing
+ * (see rb_conn_init): those double, as the alternative is corrupt tallies. */
 static void fq_push(fq_t *q, const fq_item_t *it)
 {
-    /* Cannot overflow: see rb_conn_init's sizing. Checked anyway, as the
-     * alternative is corrupt tallies. */
     if (q->len == q->cap) {
-        fprintf(stderr, "allot-bench run: follow-up queue overflow\n");
-        abort();
+        size_t cap = q->cap * 2u;
+        fq_item_t *v = malloc(cap * sizeof *v);
+        if (!v) {
+            fprintf(stderr, "allot-bench run: out of memory for follow-ups\n");
+            abort();
+        }
+        for (size_t i = 0; i < q->len; i++)
+            v[i] = q->v[(q->head + i) % q->cap];
+        free(q->v);
+        q->v = v;
+        q->cap = cap;
+        q->head = 0;
     }
     q->v[(q->head + q->len) % q->cap] = *it;
     q->len++;
@@ -62,59 +56,10 @@ static void fq_unpop(fq_t *q, size_t n)
     q->len += n;
 }
 
-enum { FQ_CONFIRM, FQ_CANCEL, FQ_FULFILL, FQ_COUNT };
-static const uint16_t fq_opcode[FQ_COUNT] = {ALLOT_OP_CONFIRM, ALLOT_OP_CANCEL, ALLOT_OP_FULFILL};
+static const uint16_t fq_opcode[FQ_COUNT] = {ALLOT_OP_CONFIRM, ALLOT_OP_CANCEL, ALLOT_OP_FULFILL,
+                                             ALLOT_OP_ORDER_GET};
 
 /* ---- workers ----------------------------------------------------------------------- */
-
-/* What the clients were told of one SKU, in units; one cache line's worth
- * of work per order line. */
-typedef struct rb_sku_tally {
-    int64_t alloc;   /* allocated: OK net of releases seen in answers */
-    int64_t hand;    /* on_hand: minus units fulfilled */
-    int64_t abandon; /* held units abandoned: they expire */
-} rb_sku_tally_t;
-
-typedef struct rb_conn {
-    tconn_t *t;
-    run_frame_t *frames;    /* pipeline of them */
-    run_elem_t *elems;
-    run_frame_t *free;
-    uint32_t inflight;
-    bool dirty;             /* submitted since the last flush */
-    bool dead;
-    fq_t fq[FQ_COUNT];
-    size_t fq_soft;         /* stop placing above this many follow-ups */
-} rb_conn_t;
-
-typedef struct rb_worker {
-    unsigned id;
-    rb_run_t *run;
-    rb_conn_t *conns;
-    unsigned n_conns;
-    struct pollfd *pfds;
-    uint64_t seq;           /* orders this worker placed */
-    uint64_t tmpl;          /* next template */
-    uint64_t rate_gap_ns;   /* open loop: between this worker's orders */
-    uint64_t now_ns;
-    bool placing;
-    /* tallies: what the clients were told, per SKU index */
-    rb_sku_tally_t *skus;
-    tally_t cust;
-    bool track_cust;
-    uint64_t unknown_ops;
-    uint64_t abandoned;
-    uint64_t max_deadline_ms;
-    uint64_t surprises;     /* answers no correct target gives here */
-    rb_stats_t *st;         /* the measured window */
-    hist_t *tick;           /* worker 0: latency of the current second */
-    uint64_t next_tick_ns;
-    uint64_t next_housekeep_ns;
-    bool housekeeping;      /* a sweep round is under way */
-    uint64_t tick_answered, tick_ok, tick_frames;
-    int err;
-    pthread_t tid;
-} rb_worker_t;
 
 static int rb_conn_init(rb_conn_t *c, const rb_opts_t *o)
 {
@@ -132,6 +77,8 @@ static int rb_conn_init(rb_conn_t *c, const rb_opts_t *o)
         if (!c->fq[k].v)
             return -ENOMEM;
     }
+    if (sc_is_backorder(&o->sc))
+        c->fq[FQ_CANCEL].delay_ns = (uint64_t)o->sc.cancel_after_ms * 1000000u;
     if (!c->frames || !c->elems)
         return -ENOMEM;
     for (uint32_t i = 0; i < o->pipeline; i++) {
@@ -154,9 +101,21 @@ static void rb_conn_deinit(rb_conn_t *c, const target_t *t)
         free(c->fq[k].v);
 }
 
+/* Follow-ups waiting to go out; delayed cancels do not hold placing back. */
 static size_t rb_fq_total(const rb_conn_t *c)
 {
-    return c->fq[FQ_CONFIRM].len + c->fq[FQ_CANCEL].len + c->fq[FQ_FULFILL].len;
+    size_t n = 0;
+    for (int k = 0; k < FQ_COUNT; k++)
+        n += c->fq[k].delay_ns ? 0 : c->fq[k].len;
+    return n;
+}
+
+static size_t rb_fq_all(const rb_conn_t *c)
+{
+    size_t n = 0;
+    for (int k = 0; k < FQ_COUNT; k++)
+        n += c->fq[k].len;
+    return n;
 }
 
 /* ---- tallies from answers ------------------------------------------------------------ */
@@ -192,10 +151,22 @@ static void rb_abandon(rb_worker_t *w, uint32_t tmpl, uint64_t deadline_ms)
         w->max_deadline_ms = d;
 }
 
+void rb_queue(rb_worker_t *w, rb_conn_t *c, int q, uint64_t order, uint32_t tmpl, uint8_t state)
+{
+    fq_item_t it = {.order = order, .enq_ns = w->now_ns, .tmpl = tmpl, .prev_state = state};
+    fq_push(&c->fq[q], &it);
+}
+
 static void rb_follow(rb_worker_t *w, rb_conn_t *c, int q, const run_elem_t *e, uint8_t state)
 {
-    fq_item_t it = {.order = e->order, .enq_ns = w->now_ns, .tmpl = e->tmpl, .prev_state = state};
-    fq_push(&c->fq[q], &it);
+    rb_queue(w, c, q, e->order, e->tmpl, state);
+}
+
+/* Multi-location: the order is read back once its clients are done. */
+static void rb_read_back(rb_worker_t *w, rb_conn_t *c, const run_elem_t *e, uint8_t state)
+{
+    if (w->track_loc)
+        rb_follow(w, c, FQ_ORDER_GET, e, state);
 }
 
 static void rb_placed(rb_worker_t *w, rb_conn_t *c, const run_elem_t *e)
@@ -213,11 +184,14 @@ static void rb_placed(rb_worker_t *w, rb_conn_t *c, const run_elem_t *e)
     case FATE_CONFIRM:
         if (held)
             rb_follow(w, c, FQ_CONFIRM, e, e->state);
+        else
+            rb_read_back(w, c, e, e->state);
         break;
     case FATE_FULFILL: rb_follow(w, c, held ? FQ_CONFIRM : FQ_FULFILL, e, e->state); break;
     default:
         if (held)
             rb_abandon(w, e->tmpl, e->deadline_ms);
+        rb_read_back(w, c, e, e->state);
         break;
     }
 }
@@ -229,11 +203,16 @@ static void rb_moved(rb_worker_t *w, rb_conn_t *c, const run_elem_t *e, uint8_t 
     bool live = prev == ALLOT_STATE_HELD || prev == ALLOT_STATE_CONFIRMED;
     if (live && (now == ALLOT_STATE_CANCELLED || now == ALLOT_STATE_EXPIRED)) {
         rb_tally(w, e->tmpl, -1, 0, -1, 0);
+        if (now == ALLOT_STATE_CANCELLED)
+            rb_read_back(w, c, e, now);
     } else if (prev == ALLOT_STATE_CONFIRMED && now == ALLOT_STATE_FULFILLED) {
         rb_tally(w, e->tmpl, -1, -1, 0, 0);
+        rb_read_back(w, c, e, now);
     } else if (prev == ALLOT_STATE_HELD && now == ALLOT_STATE_CONFIRMED) {
         if (w->run->sc.orders[e->tmpl].fate == FATE_FULFILL)
             rb_follow(w, c, FQ_FULFILL, e, ALLOT_STATE_CONFIRMED);
+        else
+            rb_read_back(w, c, e, now);
     } else if (prev == ALLOT_STATE_HELD && now == ALLOT_STATE_HELD) {
         rb_abandon(w, e->tmpl, 0); /* not taken on (BUSY...): it will expire */
     } else if (prev != now) {
@@ -291,6 +270,7 @@ static void rb_count_frame(rb_worker_t *w, const run_frame_t *f, uint64_t done_n
             if (e->result == ALLOT_OK) {
                 st->orders_ok++;
                 st->lines_ok += lines;
+                st->backordered += e->state == ALLOT_STATE_BACKORDERED;
             }
         }
     }
@@ -309,6 +289,25 @@ static void rb_count_frame(rb_worker_t *w, const run_frame_t *f, uint64_t done_n
     atomic_fetch_add_explicit(&run->frames, 1, memory_order_relaxed);
 }
 
+/* ORDER_GET answers of a multi-location run: each order's lines checked and
+ * where its units sit tallied. */
+static void rb_read_answers(rb_worker_t *w, run_frame_t *f)
+{
+    allot_reader_t r;
+    allot_reader_init(&r, f->answer);
+    static _Thread_local allot_order_info_t info; /* 5 KiB: off the stack */
+    for (uint16_t i = 0; i < f->n; i++) {
+        run_elem_t *e = &f->elems[i];
+        if (allot_read_order_info(&r, &info) != 1) {
+            w->unknown_ops++; /* the library checked the count: cannot happen */
+            continue;
+        }
+        e->result = info.result;
+        e->state = info.state;
+        loc_take(&w->loc, &w->run->sc, e->tmpl, e->order, e->prev_state, &info);
+    }
+}
+
 typedef struct rb_done_ctx {
     rb_worker_t *w;
     rb_conn_t *c;
@@ -323,6 +322,12 @@ static void rb_done(void *arg, run_frame_t *f)
     if (f->err != 0) {
         w->unknown_ops += f->n;
         c->dead = true;
+    } else if (f->opcode == ALLOT_OP_ORDER_GET) {
+        rb_read_answers(w, f);
+        rb_count_frame(w, f, w->now_ns);
+    } else if (w->run->wait) {
+        rb_count_frame(w, f, w->now_ns);
+        rb_wl_done(w, c, f);
     } else {
         rb_count_frame(w, f, w->now_ns);
         for (uint16_t i = 0; i < f->n; i++) {
@@ -341,20 +346,39 @@ static void rb_done(void *arg, run_frame_t *f)
 
 /* A follow-up frame goes out full, or when no order is due to take the
  * frame instead, or once its oldest element has waited long enough. */
-static bool rb_follow_ready(const rb_worker_t *w, const fq_t *q, uint64_t due)
+static uint16_t rb_follow_cap(const run_frame_t *f, int k)
+{
+    return k == FQ_ORDER_GET && f->cap > ALLOT_ORDER_GET_BATCH_MAX ? ALLOT_ORDER_GET_BATCH_MAX
+                                                                   : f->cap;
+}
+
+/* A delayed queue's item is due once its delay has passed. */
+static bool rb_item_due(const rb_worker_t *w, const fq_t *q, const fq_item_t *it)
+{
+    return w->now_ns - it->enq_ns >= q->delay_ns;
+}
+
+static bool rb_follow_ready(const rb_worker_t *w, const fq_t *q, int k, uint64_t due)
 {
     if (q->len == 0)
         return false;
-    return q->len >= w->run->o->batch || due == 0 ||
-           w->now_ns - fq_front(q)->enq_ns >= RB_FOLLOW_WAIT_NS;
+    if (q->delay_ns)
+        return rb_item_due(w, q, fq_front(q));
+    uint32_t full = k == FQ_ORDER_GET && w->run->o->batch > ALLOT_ORDER_GET_BATCH_MAX
+                        ? ALLOT_ORDER_GET_BATCH_MAX
+                        : w->run->o->batch;
+    return q->len >= full || due == 0 || w->now_ns - fq_front(q)->enq_ns >= RB_FOLLOW_WAIT_NS;
 }
 
 static void rb_fill_follow(rb_worker_t *w, run_frame_t *f, int k, fq_t *q)
 {
     f->opcode = fq_opcode[k];
     f->n = 0;
-    while (q->len > 0 && f->n < f->cap) {
+    uint16_t cap = rb_follow_cap(f, k);
+    while (q->len > 0 && f->n < cap) {
         const fq_item_t *it = fq_front(q);
+        if (q->delay_ns && !rb_item_due(w, q, it))
+            break;
         run_elem_t *e = &f->elems[f->n++];
         memset(e, 0, sizeof *e);
         e->order = it->order;
@@ -408,7 +432,7 @@ static int rb_send_one(rb_worker_t *w, rb_conn_t *c)
     }
     int k;
     for (k = 0; k < FQ_COUNT; k++)
-        if (rb_follow_ready(w, &c->fq[k], due))
+        if (rb_follow_ready(w, &c->fq[k], k, due))
             break;
     if (k < FQ_COUNT)
         rb_fill_follow(w, f, k, &c->fq[k]);
@@ -443,8 +467,11 @@ static int rb_send_one(rb_worker_t *w, rb_conn_t *c)
         c->free = f;
         return rc;
     }
-    if (f->opcode == ALLOT_OP_PLACE)
+    if (f->opcode == ALLOT_OP_PLACE) {
         atomic_fetch_add_explicit(&w->run->placed, f->n, memory_order_relaxed);
+        if (w->run->wait)
+            rb_wl_issued(w);
+    }
     c->inflight++;
     c->dirty = true;
     return 1;
@@ -481,7 +508,7 @@ static bool rb_idle(const rb_worker_t *w)
 {
     for (unsigned i = 0; i < w->n_conns; i++) {
         const rb_conn_t *c = &w->conns[i];
-        if (!c->dead && (c->inflight > 0 || rb_fq_total(c) > 0))
+        if (!c->dead && (c->inflight > 0 || rb_fq_all(c) > 0))
             return false;
     }
     return true;
@@ -515,11 +542,12 @@ static int rb_wait(rb_worker_t *w)
         w->pfds[i].revents = 0;
         n += fd >= 0;
     }
-    if (n == 0)
+    unsigned extra = w->run->wait && w->id == 0 ? rb_wl_fds(w, w->pfds + w->n_conns) : 0;
+    if (n == 0 && extra == 0)
         return 0;
     uint64_t ns = rb_wait_ns(w);
     struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
-    int rc = ppoll(w->pfds, w->n_conns, &ts, NULL);
+    int rc = ppoll(w->pfds, w->n_conns + extra, &ts, NULL);
     if (rc < 0 && errno != EINTR)
         return -errno;
     w->now_ns = bench_now_ns();
@@ -534,7 +562,7 @@ static int rb_wait(rb_worker_t *w)
             c->dead = true;
         }
     }
-    return 0;
+    return extra ? rb_wl_pump(w, w->pfds + w->n_conns) : 0;
 }
 
 static void rb_progress(rb_worker_t *w)
@@ -546,11 +574,21 @@ static void rb_progress(rb_worker_t *w)
     uint64_t ok = atomic_load_explicit(&run->answered_ok, memory_order_relaxed);
     uint64_t fr = atomic_load_explicit(&run->frames, memory_order_relaxed);
     double secs = (double)(w->now_ns - run->t0_ns) / 1e9;
+    char more[96] = "";
+    if (run->wait) {
+        /* One client thread: the book is this thread's. */
+        const wt_stats_t *b = &run->wait->book.st;
+        snprintf(more, sizeof more, "  backordered/s %6" PRIu64 "  fill units/s %6" PRIu64,
+                 b->backordered - w->tick_bo, b->fill_units - w->tick_fills);
+        w->tick_bo = b->backordered;
+        w->tick_fills = b->fill_units;
+    }
     if (!run->o->quiet)
         fprintf(stderr, "%6.1f s%s  orders/s %9" PRIu64 "  ok/s %8" PRIu64 "  frames/s %8" PRIu64
-                        "  p99 %8.1f us\n",
+                        "  p99 %8.1f us%s\n",
                 secs, w->now_ns < run->measure_ns ? " (warm-up)" : "", a - w->tick_answered,
-                ok - w->tick_ok, fr - w->tick_frames, (double)hist_percentile(w->tick, 99) / 1e3);
+                ok - w->tick_ok, fr - w->tick_frames, (double)hist_percentile(w->tick, 99) / 1e3,
+                more);
     w->tick_answered = a;
     w->tick_ok = ok;
     w->tick_frames = fr;
@@ -589,7 +627,7 @@ static int rb_loop(rb_worker_t *w)
         w->placing = rb_placing(w);
         for (unsigned i = 0; i < w->n_conns; i++)
             rb_fill(w, &w->conns[i]);
-        if (!w->placing && rb_idle(w))
+        if (!w->placing && rb_idle(w) && (!run->wait || rb_wl_quiet(w)))
             return 0;
         if (w->now_ns > run->end_ns && w->now_ns - run->end_ns > RB_DRAIN_NS) {
             fprintf(stderr, "allot-bench run: answers still missing %.0f s after the end\n",
@@ -634,20 +672,26 @@ static int rb_worker_init(rb_worker_t *w, rb_run_t *run, unsigned id)
     w->run = run;
     w->n_conns = o->connections / o->threads + (id < o->connections % o->threads ? 1u : 0u);
     w->conns = calloc(w->n_conns, sizeof *w->conns);
-    w->pfds = calloc(w->n_conns, sizeof *w->pfds);
+    w->pfds = calloc(w->n_conns + 2u, sizeof *w->pfds);
     size_t n = run->sc.n_skus;
     w->skus = calloc(n, sizeof *w->skus);
     w->st = calloc(1, sizeof *w->st);
     if (!w->conns || !w->pfds || !w->skus || !w->st)
         return -ENOMEM;
     hist_init(&w->st->lat);
+    hist_init(&w->st->wait);
+    hist_init(&w->st->refill);
+    w->track_loc = run->sc.locs != NULL;
+    if (w->track_loc && loc_tally_init(&w->loc, n) < 0)
+        return -ENOMEM;
     if (id == 0) {
         w->tick = malloc(sizeof *w->tick);
         if (!w->tick)
             return -ENOMEM;
         hist_init(w->tick);
     }
-    w->track_cust = run->sc.cfg.hot > 0 && run->sc.cfg.hot_limit > 0;
+    /* A backorder run's limits follow from its book of orders. */
+    w->track_cust = run->sc.cfg.hot > 0 && run->sc.cfg.hot_limit > 0 && !run->wait;
     if (w->track_cust && tally_init(&w->cust, 1u << 16) < 0)
         return -ENOMEM;
     if (o->rate > 0)
@@ -676,6 +720,7 @@ static void rb_worker_deinit(rb_worker_t *w)
     free(w->st);
     free(w->tick);
     tally_free(&w->cust);
+    loc_tally_free(&w->loc);
 }
 
 /* Worker 0 runs on the calling thread; the others on their own, released
@@ -720,6 +765,11 @@ static int rb_merge(rb_run_t *run, rb_worker_t *ws, unsigned n, rb_result_t *r)
     if (!r->st || !r->alloc_expect || !r->hand_expect || tally_init(&r->cust, 1024) < 0)
         return -ENOMEM;
     hist_init(&r->st->lat);
+    hist_init(&r->st->wait);
+    hist_init(&r->st->refill);
+    r->have_loc = run->sc.locs != NULL;
+    if (r->have_loc && loc_tally_init(&r->loc, skus) < 0)
+        return -ENOMEM;
     for (unsigned t = 0; t < n; t++) {
         const rb_worker_t *w = &ws[t];
         for (size_t i = 0; i < skus; i++) {
@@ -729,6 +779,11 @@ static int rb_merge(rb_run_t *run, rb_worker_t *ws, unsigned n, rb_result_t *r)
         if (w->track_cust && tally_merge(&r->cust, &w->cust) < 0)
             return -ENOMEM;
         hist_merge(&r->st->lat, &w->st->lat);
+        hist_merge(&r->st->wait, &w->st->wait);
+        hist_merge(&r->st->refill, &w->st->refill);
+        r->st->backordered += w->st->backordered;
+        if (r->have_loc)
+            loc_tally_merge(&r->loc, &w->loc);
         for (unsigned op = 0; op < ALLOT_OP_COUNT; op++)
             for (unsigned res = 0; res < ALLOT_RESULT_COUNT; res++)
                 r->st->counts[op][res] += w->st->counts[op][res];

@@ -2,7 +2,9 @@
 # allot-bench run against a real allotd: started on a free port (--port-file),
 # a short flash run must pass its correctness check with orders answered, and
 # so must a second run against the same server (fresh order ids, the check
-# on the change of state) with three-line orders, open loop, unbatched.
+# on the change of state) with three-line orders, open loop, unbatched; then
+# two short waitlist runs and a multi-location run, each passing its check
+# with the work it exists for done (fills, split lines).
 #
 # usage: run_allotd.sh ALLOTD ALLOT_BENCH
 set -eu
@@ -52,4 +54,30 @@ out=$("$bench" run --port "$port" --scenario flash --lines 3 --batch 1 --pipelin
 echo "$out"
 printf '%s\n' "$out" | grep -q '"verdict":"pass"' || { echo "FAIL: second run" >&2; exit 1; }
 printf '%s\n' "$out" | grep -q '"loop":"open"' || { echo "FAIL: open loop" >&2; exit 1; }
+
+# The waitlist: a sell-out, restocks every 100 ms, backorders filled first
+# come first served (checked), every order read back. Twice: the second run
+# finds the queues the first one cleaned up.
+for i in 1 2; do
+    out=$("$bench" run --port "$port" --scenario waitlist --duration 2 --warmup 0.5 \
+        --templates 20000 --json --quiet)
+    echo "$out"
+    printf '%s\n' "$out" | grep -q '"verdict":"pass"' || { echo "FAIL: waitlist $i" >&2; exit 1; }
+    for f in backordered fill_units completed orders_verified; do
+        v=$(field "$f" "$out")
+        if [ -z "$v" ] || [ "$v" -le 0 ]; then echo "FAIL: waitlist $f '$v'" >&2; exit 1; fi
+    done
+    [ "$(field fifo_violations "$out")" = 0 ] || { echo "FAIL: fifo" >&2; exit 1; }
+done
+
+# Multi-location: SKUs at 2..8 locations, lines split, every order read back
+# and every location checked.
+out=$("$bench" run --port "$port" --scenario multi-location --duration 2 --warmup 0.5 \
+    --templates 50000 --json --quiet)
+echo "$out"
+printf '%s\n' "$out" | grep -q '"verdict":"pass"' || { echo "FAIL: multi-location" >&2; exit 1; }
+for f in split_lines single_location_orders locations_checked orders_read; do
+    v=$(field "$f" "$out")
+    if [ -z "$v" ] || [ "$v" -le 0 ]; then echo "FAIL: multi-location $f '$v'" >&2; exit 1; fi
+done
 echo "PASS"

@@ -230,3 +230,172 @@ Test(tally, grows_and_merges)
     tally_free(&a);
     tally_free(&b);
 }
+
+/* ---- backorder queues and locations ---------------------------------------- */
+
+Test(check, backorder_queues_as_clients_know)
+{
+    fixture_t f;
+    fixture_init(&f);
+    uint32_t bo_orders[N] = {2, 0, 0, 0};
+    uint64_t bo_units[N] = {3, 0, 0, 0};
+    f.after[0].bo_orders = 2;
+    f.after[0].bo_units = 3;
+    f.in.bo_orders_expect = bo_orders;
+    f.in.bo_units_expect = bo_units;
+    chk_report_t r;
+    run_check(&f.in, &r);
+    cr_assert(r.pass, "%s", r.why);
+    f.after[0].bo_units = 4; /* a unit waits that no client knows of */
+    run_check(&f.in, &r);
+    cr_assert_not(r.pass);
+    cr_assert_eq(r.bo_mismatch, 1);
+    cr_assert(strstr(r.why, "queue"), "%s", r.why);
+    f.after[0].bo_units = 3;
+    f.after[1].bo_orders = 1; /* a line waits that no client knows of */
+    run_check(&f.in, &r);
+    cr_assert_eq(r.bo_mismatch, 1);
+    tally_free(&f.cust);
+}
+
+Test(check, other_checks_fail_the_run)
+{
+    fixture_t f;
+    fixture_init(&f);
+    chk_report_t r;
+    f.in.fifo_violations = 1;
+    f.in.other_why = "FIFO: order 9 got units";
+    run_check(&f.in, &r);
+    cr_assert_not(r.pass);
+    cr_assert_eq(r.fifo_violations, 1);
+    cr_assert_str_eq(r.why, "FIFO: order 9 got units");
+    f.in.fifo_violations = 0;
+    f.in.events_lost = 1;
+    f.in.other_why = NULL;
+    run_check(&f.in, &r);
+    cr_assert_not(r.pass);
+    cr_assert_eq(r.events_lost, 1);
+    /* Named first: it explains whatever else is off. */
+    f.after[0].allocated += 1;
+    f.in.other_why = "the event stream broke: LOST";
+    run_check(&f.in, &r);
+    cr_assert_str_eq(r.why, "the event stream broke: LOST");
+    f.after[0].allocated -= 1;
+    f.in.events_lost = 0;
+    f.in.order_mismatch = 3;
+    run_check(&f.in, &r);
+    cr_assert_eq(r.order_mismatch, 3);
+    cr_assert_not(r.pass);
+    f.in.order_mismatch = 0;
+    f.in.line_errors = 1;
+    run_check(&f.in, &r);
+    cr_assert_not(r.pass);
+    tally_free(&f.cust);
+}
+
+/* SKU 2 sits at locations 3 (priority 1) and 7 (priority 0): 6 + 4 units
+ * before, 1 allocated at 3. The run: 5 more allocated, 3 at location 3 and
+ * 2 at 7; of those, 2 shipped from location 3. */
+typedef struct loc_fixture {
+    fixture_t f;
+    sc_locs_t layout[N];
+    sku_locs_t before[N], after[N];
+    int64_t alloc[N * ALLOT_LOCATIONS_MAX];
+    int64_t hand[N * ALLOT_LOCATIONS_MAX];
+    uint8_t skip[N];
+} loc_fixture_t;
+
+static void loc_fixture_init(loc_fixture_t *x)
+{
+    memset(x, 0, sizeof *x);
+    fixture_init(&x->f);
+    for (int i = 0; i < N; i++) {
+        x->layout[i] = (sc_locs_t){.n = 1};
+        x->before[i] = (sku_locs_t){.n = 1, .l = {{.id = 0, .on_hand = x->f.before[i].on_hand,
+                                                   .allocated = x->f.before[i].allocated}}};
+        x->after[i] = (sku_locs_t){.n = 1, .l = {{.id = 0, .on_hand = x->f.after[i].on_hand,
+                                                  .allocated = x->f.after[i].allocated}}};
+        x->alloc[i * ALLOT_LOCATIONS_MAX] = x->f.alloc[i];
+        x->hand[i * ALLOT_LOCATIONS_MAX] = x->f.hand[i];
+    }
+    x->layout[2] = (sc_locs_t){.n = 2, .id = {3, 7}, .prio = {1, 0}};
+    x->before[2] = (sku_locs_t){.n = 2, .l = {{.id = 3, .prio = 1, .on_hand = 6, .allocated = 1},
+                                              {.id = 7, .prio = 0, .on_hand = 4, .allocated = 0}}};
+    x->after[2] = (sku_locs_t){.n = 2, .l = {{.id = 3, .prio = 1, .on_hand = 4, .allocated = 2},
+                                             {.id = 7, .prio = 0, .on_hand = 4, .allocated = 2}}};
+    x->alloc[2 * ALLOT_LOCATIONS_MAX] = 1; /* 3 allocated, 2 of them shipped */
+    x->alloc[2 * ALLOT_LOCATIONS_MAX + 1] = 2;
+    x->hand[2 * ALLOT_LOCATIONS_MAX] = -2;
+    x->hand[2 * ALLOT_LOCATIONS_MAX + 1] = 0;
+    chk_input_t *in = &x->f.in;
+    in->before = x->f.before;
+    in->after = x->f.after;
+    in->layout = x->layout;
+    in->locs_before = x->before;
+    in->locs_after = x->after;
+    in->loc_alloc_delta = x->alloc;
+    in->loc_hand_delta = x->hand;
+    in->loc_skip = x->skip;
+}
+
+Test(check, locations_consistent_run_passes)
+{
+    loc_fixture_t x;
+    loc_fixture_init(&x);
+    chk_report_t r;
+    run_check(&x.f.in, &r);
+    cr_assert(r.pass, "%s", r.why);
+    cr_assert_eq(r.locs_checked, N + 1);
+    tally_free(&x.f.cust);
+}
+
+Test(check, catches_location_oversell)
+{
+    loc_fixture_t x;
+    loc_fixture_init(&x);
+    /* Location 7 holds 4 units of its 3; the SKU's totals (8 on hand, 4
+     * allocated) and the clients' SKU tallies still agree. */
+    x.after[2].l[0] = (sku_loc_t){.id = 3, .prio = 1, .on_hand = 5, .allocated = 0};
+    x.after[2].l[1] = (sku_loc_t){.id = 7, .prio = 0, .on_hand = 3, .allocated = 4};
+    chk_report_t r;
+    run_check(&x.f.in, &r);
+    cr_assert_not(r.pass);
+    cr_assert_geq(r.loc_oversold, 1);
+    cr_assert(strstr(r.why, "location 7"), "%s", r.why);
+    tally_free(&x.f.cust);
+}
+
+Test(check, catches_units_at_the_wrong_location)
+{
+    loc_fixture_t x;
+    loc_fixture_init(&x);
+    /* The same totals, one unit at 7 instead of 3. */
+    x.after[2].l[0].allocated -= 1;
+    x.after[2].l[1].allocated += 1;
+    chk_report_t r;
+    run_check(&x.f.in, &r);
+    cr_assert_not(r.pass);
+    cr_assert_eq(r.loc_mismatch, 2);
+    cr_assert_eq(r.alloc_mismatch, 0);
+    cr_assert(strstr(r.why, "location 3"), "%s", r.why);
+    /* Unless the clients could not learn where that SKU's units went. */
+    x.skip[2] = 1;
+    run_check(&x.f.in, &r);
+    cr_assert(r.pass, "%s", r.why);
+    cr_assert_eq(r.loc_skipped, 1);
+    tally_free(&x.f.cust);
+}
+
+Test(check, catches_locations_that_do_not_add_up)
+{
+    loc_fixture_t x;
+    loc_fixture_init(&x);
+    x.after[2].l[1].on_hand += 1; /* the SKU's on_hand says otherwise */
+    x.hand[2 * ALLOT_LOCATIONS_MAX + 1] = 1;
+    chk_report_t r;
+    run_check(&x.f.in, &r);
+    cr_assert_not(r.pass);
+    cr_assert_eq(r.loc_sum_mismatch, 1);
+    cr_assert(strstr(r.why, "add up"), "%s", r.why);
+    tally_free(&x.f.cust);
+}
