@@ -318,6 +318,11 @@ typedef struct allot_event_record {
 
 /* Events a handle keeps unread (see allot_events_poll()). */
 #define ALLOT_EVENT_QUEUE_MAX 4096u
+/* A subscribed handle queues this many events: the minimum above plus a
+ * read buffer's worth, so that one read never overflows a queue its
+ * caller keeps draining. */
+#define ALLOT_EVENT_QUEUE_CAP(buffer_bytes) \
+    (ALLOT_EVENT_QUEUE_MAX + (buffer_bytes) / ALLOT_EV_SIZE)
 
 /* The answer to SUBSCRIBE. */
 typedef struct allot_subscription {
@@ -413,8 +418,8 @@ int allot_stats(allot_conn_t *c, uint64_t *values, size_t cap, size_t *count);
  * seq order, and the handle keeps working for requests of any kind.
  *
  * Events are read off the socket by every call that reads (the collecting
- * and synchronous calls too) and wait in the handle's queue of
- * ALLOT_EVENT_QUEUE_MAX until handed back. Should it fill, the handle drops
+ * and synchronous calls too) and wait in the handle's queue (ALLOT_EVENT_QUEUE_CAP of its
+ * buffer_bytes) until handed back. Should it fill, the handle drops
  * what does not fit and queues an ALLOT_EVENT_LOST event with the seq of
  * the first dropped one (and drops the queued events of that seq too), as
  * the server does for a subscriber that falls behind (it sends LOST, then

@@ -86,8 +86,9 @@ static void usage(FILE *f)
         "                         one per customer and limited SKU bought\n"
         "  --loc-skus-max N       SKUs stocked anywhere but location 0 alone,\n"
         "                         1..%u (default %u)\n"
-        "  --splits-max N         order lines with units away from location 0,\n"
-        "                         1..%u (default %u)\n"
+        "  --splits-max N         order lines with units away from location 0 or\n"
+        "                         waiting, 1..%u (default: every order line the\n"
+        "                         order table holds, so never what refuses)\n"
         "  --waiting-max N        backorder lines waiting for stock, all SKUs,\n"
         "                         1..%u (default %u); one SKU's queue holds at\n"
         "                         most %u\n"
@@ -132,7 +133,7 @@ static void usage(FILE *f)
         DEFAULT_HOST, DEFAULT_PORT, THREADS_MAX, CONNECTIONS_MAX_CEILING,
         CONNECTIONS_MAX_DEFAULT, SKUS_MAX_CEILING, SKUS_MAX_DEFAULT, ORDERS_MAX_CEILING,
         ORDERS_MAX_DEFAULT, LIMITS_MAX_CEILING, LIMITS_MAX_DEFAULT, LOC_SKUS_MAX_CEILING,
-        LOC_SKUS_MAX_DEFAULT, SPLITS_MAX_CEILING, SPLITS_MAX_DEFAULT, WAITING_MAX_CEILING,
+        LOC_SKUS_MAX_DEFAULT, SPLITS_MAX_CEILING, WAITING_MAX_CEILING,
         WAITING_MAX_DEFAULT, BACKORDER_QUEUE_MAX, HOLD_MAX_MS_DEFAULT, NET_HELLO_MS,
         ALLOT_TOKEN_MAX,
         DEFAULT_DATA_DIR,
@@ -300,7 +301,7 @@ static void parse_args(options_t *o, int argc, char **argv)
         .orders_max = ORDERS_MAX_DEFAULT,
         .limits_max = LIMITS_MAX_DEFAULT,
         .loc_skus_max = LOC_SKUS_MAX_DEFAULT,
-        .splits_max = SPLITS_MAX_DEFAULT,
+        .splits_max = 0, /* the engine sizes it to the order lines */
         .waiting_max = WAITING_MAX_DEFAULT,
         .hello_ms = NET_HELLO_MS,
         .connections_max = CONNECTIONS_MAX_DEFAULT,

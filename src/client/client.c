@@ -104,7 +104,8 @@ struct allot_conn {
 
     enum sub_state sub;
     uint64_t sub_id;   /* request id of the SUBSCRIBE */
-    allot_event_t *evq; /* ALLOT_EVENT_QUEUE_MAX, allocated by subscribing */
+    allot_event_t *evq; /* ev_cap slots, allocated by subscribing */
+    uint32_t ev_cap;
     uint32_t ev_head;
     uint32_t ev_count;
     uint64_t ev_total; /* events ever queued: wakes allot_wait() */
@@ -441,7 +442,7 @@ static int handle_frame(allot_conn_t *c, const uint8_t *f, size_t len,
 
 static void ev_push(allot_conn_t *c, const allot_event_t *ev)
 {
-    c->evq[(c->ev_head + c->ev_count) % ALLOT_EVENT_QUEUE_MAX] = *ev;
+    c->evq[(c->ev_head + c->ev_count) % c->ev_cap] = *ev;
     c->ev_count++;
     c->ev_total++;
 }
@@ -453,7 +454,7 @@ static void ev_push(allot_conn_t *c, const allot_event_t *ev)
 static void lose_from(allot_conn_t *c, const allot_event_t *first_lost)
 {
     while (c->ev_count > 0) {
-        uint32_t last = (c->ev_head + c->ev_count - 1) % ALLOT_EVENT_QUEUE_MAX;
+        uint32_t last = (c->ev_head + c->ev_count - 1) % c->ev_cap;
         if (c->evq[last].seq != first_lost->seq)
             break;
         c->ev_count--;
@@ -486,7 +487,7 @@ static int take_events(allot_conn_t *c, const uint8_t *f, uint32_t len)
     for (unsigned i = 0; i < count && c->sub != SUB_ENDED; i++) {
         allot_event_t ev;
         allot__dec_event(p + (size_t)i * ALLOT_EV_SIZE, &ev);
-        if (ev.type != ALLOT_EVENT_LOST && c->ev_count + 1 >= ALLOT_EVENT_QUEUE_MAX) {
+        if (ev.type != ALLOT_EVENT_LOST && c->ev_count + 1 >= c->ev_cap) {
             lose_from(c, &ev);
             break;
         }
@@ -762,7 +763,7 @@ static int events_take(allot_conn_t *c, allot_event_t *out, size_t max)
     size_t n = 0;
     while (n < max && c->ev_count > 0) {
         out[n++] = c->evq[c->ev_head];
-        c->ev_head = (c->ev_head + 1) % ALLOT_EVENT_QUEUE_MAX;
+        c->ev_head = (c->ev_head + 1) % c->ev_cap;
         c->ev_count--;
     }
     return (int)n;
@@ -1219,8 +1220,13 @@ static int subscribe_prepare(allot_conn_t *c)
         return -EALREADY;
     if (c->inflight > 0)
         return -EBUSY;
-    if (c->evq == NULL)
-        c->evq = calloc(ALLOT_EVENT_QUEUE_MAX, sizeof(*c->evq));
+    if (c->evq == NULL) {
+        /* Room for a whole read buffer of events on top of the minimum:
+         * one read never overflows a queue the caller keeps draining. */
+        size_t cap = ALLOT_EVENT_QUEUE_CAP(c->rcap);
+        c->ev_cap = (uint32_t)cap;
+        c->evq = calloc(cap, sizeof(*c->evq));
+    }
     return c->evq != NULL ? 0 : -ENOMEM;
 }
 

@@ -35,7 +35,6 @@
  * from such SKUs get an out-of-line split. Both tables are fixed at start. */
 #define LOC_SKUS_MAX_DEFAULT (1u << 16)
 #define LOC_SKUS_MAX_CEILING (1u << 24)
-#define SPLITS_MAX_DEFAULT (1u << 18)
 #define SPLITS_MAX_CEILING (1u << 26)
 
 /* Backorders: order lines waiting for stock, across all SKUs, and in one

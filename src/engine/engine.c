@@ -43,7 +43,7 @@ void engine_config_default(engine_config_t *cfg)
     cfg->retain_ms = RETAIN_MS_DEFAULT;
     cfg->hold_max_ms = HOLD_MAX_MS_DEFAULT;
     cfg->loc_skus_max = LOC_SKUS_MAX_DEFAULT;
-    cfg->splits_max = SPLITS_MAX_DEFAULT;
+    cfg->splits_max = 0; /* one per order line: never the table that refuses */
     cfg->waiting_max = WAITING_MAX_DEFAULT;
 }
 
@@ -63,8 +63,11 @@ int engine_init(engine_t **out, const engine_config_t *cfg_in)
         return -EINVAL;
     if (cfg.loc_skus_max == 0)
         cfg.loc_skus_max = cfg.skus_max < LOC_SKUS_MAX_DEFAULT ? cfg.skus_max : LOC_SKUS_MAX_DEFAULT;
+    /* Every line of every order in memory may hold units away from
+     * location 0 (retained terminal orders keep theirs for ORDER_GET). The
+     * table is not prefaulted: it costs memory only as it fills. */
     if (cfg.splits_max == 0)
-        cfg.splits_max = SPLITS_MAX_DEFAULT;
+        cfg.splits_max = cfg.lines_max;
     if (cfg.waiting_max == 0)
         cfg.waiting_max = WAITING_MAX_DEFAULT;
     engine_t *e = calloc(1, sizeof *e);

@@ -372,7 +372,9 @@ Test(events, close_without_lost_is_enotconn_after_the_events, .timeout = 30)
 /* More events than the handle's queue holds, two per seq (as a record
  * with two events), then the answer to a SKU_GET; then one more frame of
  * events for the ended subscription and the answer to a second SKU_GET. */
-#define FLOOD (ALLOT_EVENT_QUEUE_MAX + 2 * ALLOT_EVENT_BATCH_MAX)
+#define QCAP ALLOT_EVENT_QUEUE_CAP(ALLOT_BUFFER_BYTES_DEFAULT)
+#define FLOOD ((QCAP + ALLOT_EVENT_BATCH_MAX - 1) / ALLOT_EVENT_BATCH_MAX * ALLOT_EVENT_BATCH_MAX + \
+               2 * ALLOT_EVENT_BATCH_MAX)
 
 static void script_flood(fake_t *f, int fd)
 {
@@ -408,14 +410,13 @@ Test(events, a_full_queue_ends_in_lost_and_requests_go_on, .timeout = 30)
     cr_assert_eq(r.on_hand, 6);
     /* Room for QUEUE_MAX - 1 events: the one at that index is the first
      * dropped; its seq-mate before it is taken back out of the queue. */
-    const uint64_t lost_seq = 1 + (ALLOT_EVENT_QUEUE_MAX - 1) / 2;
-    const size_t kept = ALLOT_EVENT_QUEUE_MAX - 2;
+    const uint64_t lost_seq = 1 + (QCAP - 1) / 2;
+    const size_t kept = QCAP - 2 + (QCAP % 2);
     cr_assert_eq(allot_events_pending(c), kept + 1);
-    static allot_event_t e[ALLOT_EVENT_QUEUE_MAX];
+    static allot_event_t e[QCAP];
     size_t got = 0;
     int rc = 0;
-    while (got < ALLOT_EVENT_QUEUE_MAX &&
-           (rc = allot_events_poll(c, e + got, ALLOT_EVENT_QUEUE_MAX - got)) > 0)
+    while (got < QCAP && (rc = allot_events_poll(c, e + got, QCAP - got)) > 0)
         got += (size_t)rc;
     cr_assert_eq(rc, -EPIPE, "%d", rc);
     cr_assert_eq(got, kept + 1);
