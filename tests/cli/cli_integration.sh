@@ -470,11 +470,16 @@ has "1 at location 1"
 expect 0 "${A[@]}" --json sku 500
 jexpect '(j["on_hand"], j["allocated"], j["available"], j["backorder_orders"])' "(8, 8, 0, 0)"
 
-# stock comes back for sale, then a hold runs out
+# stock comes back for sale, then a hold is extended and runs out
 expect 0 "${A[@]}" restock 500 3
 expect 0 "${A[@]}" place 24 --customer 5 --hold-ms 300 500:1
 has "state     HELD"
-for _ in $(seq 100); do
+expect 0 "${A[@]}" --json extend 24 3000
+jexpect 'j["state"]' HELD
+sleep 0.6 # past the first deadline, not the extended one
+expect 0 "${A[@]}" --json order 24
+jexpect 'j["state"]' HELD
+for _ in $(seq 150); do
     run "${A[@]}" --json order 24
     [ "$(jq 'j["state"]')" = EXPIRED ] && break
     sleep 0.1

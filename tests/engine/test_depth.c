@@ -464,9 +464,10 @@ Test(waitlist, cancel_and_expiry_give_to_the_queue)
     order_get(&g, 2, &o);
     cr_assert_eq(o.op.state, ALLOT_STATE_CONFIRMED);
     /* CANCEL of a filled order gives to the next waiter. */
-    r = place1(&g, 3, CUST_3, BACKORDER, SKU_A, 2, 0, T0 + 200);
+    eng_line_t l3[1] = {{.sku = SKU_A, .qty = 2}};
+    r = place_ex(&g, 3, CUST_3, BACKORDER, 0, 0, 0, l3, 1, T0 + 200);
     cr_assert_eq(r.state, ALLOT_STATE_BACKORDERED);
-    cr_assert_eq(r.lines[0].allocated, 1);
+    cr_assert_eq(l3[0].allocated, 1);
     r = order_op(&g, ALLOT_OP_CANCEL, 2, T0 + 201);
     expect(&r, ALLOT_OK);
     order_get(&g, 3, &o);
