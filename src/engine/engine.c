@@ -1456,6 +1456,7 @@ static int replay_order_op(engine_t *e, const eng_record_t *rec, char *why, size
             REPLAY_FAIL("CANCEL of order %llu in state %s", (unsigned long long)r->id, st);
         release_units(e, r, false);
         become_terminal(e, r, ALLOT_STATE_CANCELLED);
+        drain_order(e, r); /* marks only: the FILLs follow in the journal */
         break;
     case REC_FULFILL:
         if (r->state != ALLOT_STATE_CONFIRMED)
@@ -1472,6 +1473,7 @@ static int replay_order_op(engine_t *e, const eng_record_t *rec, char *why, size
         e->holds_expired++;
         e->seq++;
         expire_events(e, r);
+        drain_order(e, r); /* marks only: the FILLs follow in the journal */
         return 0;
     case REC_EXTEND:
         if (r->state != ALLOT_STATE_HELD || lapsed || rec->deadline_ms <= e->now_ms)

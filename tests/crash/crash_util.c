@@ -469,10 +469,20 @@ static void take_orders(void *ctx, const allot_completion_t *cmp, size_t first)
         ob->customer = o.customer;
         ob->placed_ms = o.placed_ms;
         ob->deadline_ms = o.deadline_ms;
+        ob->flags = o.flags;
         for (unsigned k = 0; k < o.line_count; k++) {
-            ob->sku[k] = o.lines[k].sku;
-            ob->requested[k] = o.lines[k].requested;
-            ob->allocated[k] = o.lines[k].allocated;
+            const allot_order_line_t *l = &o.lines[k];
+            ob->sku[k] = l->sku;
+            ob->requested[k] = l->requested;
+            ob->allocated[k] = l->allocated;
+            ob->queue_place[k] = l->queue_place;
+            CHECK(l->location_count <= ALLOT_LOCATIONS_MAX,
+                  "order %" PRIu64 " line %u: %u locations", o.order, k, l->location_count);
+            ob->loc_count[k] = l->location_count;
+            for (unsigned j = 0; j < l->location_count; j++) {
+                ob->loc[k][j] = l->locations[j].location;
+                ob->loc_units[k][j] = l->locations[j].units;
+            }
         }
     }
 }

@@ -106,12 +106,17 @@ typedef struct cu_order_obs {
     uint8_t state;
     uint8_t policy;
     uint8_t line_count;
+    uint8_t flags;                       /* ALLOT_ORDER_FLAG_* */
     uint64_t customer;
     uint64_t placed_ms;
     uint64_t deadline_ms;
     uint64_t sku[CU_LINES];
     uint32_t requested[CU_LINES];
     uint32_t allocated[CU_LINES];
+    uint32_t queue_place[CU_LINES];      /* 0 = not waiting */
+    uint8_t loc_count[CU_LINES];         /* where the allocated units sit */
+    uint16_t loc[CU_LINES][ALLOT_LOCATIONS_MAX];
+    uint32_t loc_units[CU_LINES][ALLOT_LOCATIONS_MAX];
 } cu_order_obs_t;
 
 /* ORDER_GET of n ids, pipelined; fails the test on any error. */
