@@ -106,6 +106,28 @@ static void server_exec(server_t *s, const char *allotd, const char *const *extr
     _exit(127);
 }
 
+void server_start_args(server_t *s, const char *allotd, const char *const *common,
+                       const char *const *flags, const char *const *more)
+{
+    enum { ARGS_MAX = 64 };
+    const char *args[ARGS_MAX];
+    size_t n = 0;
+    const char *const *lists[3] = {common, flags, more};
+    for (size_t l = 0; l < 3; l++)
+        for (size_t i = 0; lists[l] && lists[l][i]; i++) {
+            CHECK(n + 1 < ARGS_MAX, "too many allotd arguments");
+            args[n++] = lists[l][i];
+        }
+    args[n] = NULL;
+    server_start(s, allotd, args);
+}
+
+void server_stop_clean(server_t *s)
+{
+    int status = server_stop(s, 15000);
+    CHECK(status == 0, "allotd exit status %d after SIGTERM", status);
+}
+
 void server_start(server_t *s, const char *allotd, const char *const *extra)
 {
     memset(s, 0, sizeof *s);

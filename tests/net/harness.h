@@ -39,9 +39,15 @@ typedef struct server {
 /* Starts allotd on 127.0.0.1:0 with the given extra arguments (NULL
  * terminated) and waits for its port file. */
 void server_start(server_t *s, const char *allotd, const char *const *extra);
+/* server_start() with three NULL-terminated argument lists in a row (each
+ * may be NULL): a test's defaults, its flags, and one start's extras. */
+void server_start_args(server_t *s, const char *allotd, const char *const *common,
+                       const char *const *flags, const char *const *more);
 /* SIGTERM, then waits up to timeout_ms; returns the exit status (-1 on a
  * signal death; kills and fails on timeout). */
 int server_stop(server_t *s, int timeout_ms);
+/* server_stop() that must end in exit status 0. */
+void server_stop_clean(server_t *s);
 /* Waits for the server to exit on its own; same result as server_stop. */
 int server_wait(server_t *s, int timeout_ms);
 /* VmRSS of the server in KiB. */

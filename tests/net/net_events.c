@@ -43,25 +43,12 @@ typedef struct sub {
 
 static void start(server_t *s, const char *const *more)
 {
-    const char *args[40];
-    size_t n = 0;
     static const char *const common[] = {"--skus-max", "16384", "--orders-max", "65536",
                                          "--log-level", "info", NULL};
-    for (size_t i = 0; common[i]; i++)
-        args[n++] = common[i];
-    for (size_t i = 0; flags[i]; i++)
-        args[n++] = flags[i];
-    for (size_t i = 0; more && more[i] && n < 38; i++)
-        args[n++] = more[i];
-    args[n] = NULL;
-    server_start(s, allotd, args);
+    server_start_args(s, allotd, common, flags, more);
 }
 
-static void stop(server_t *s)
-{
-    int status = server_stop(s, 15000);
-    CHECK(status == 0, "allotd exit status %d after SIGTERM", status);
-}
+static void stop(server_t *s) { server_stop_clean(s); }
 
 /* ---- requests ------------------------------------------------------------------ */
 
