@@ -125,7 +125,7 @@ typedef struct orders {
     uint32_t recs_top;   /* never-used records start here */
     uint32_t free_rec;   /* free list through line_ref */
     uint32_t count;      /* records in use */
-    uint32_t live;       /* HELD or CONFIRMED (BACKORDERED later) */
+    uint32_t live;       /* HELD, CONFIRMED or BACKORDERED */
 
     order_slot_t *index;
     uint64_t index_mask; /* index size - 1, power of two */
