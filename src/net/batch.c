@@ -83,15 +83,13 @@ static net_batch_t *batch_new(net_thread_t *t, bool stats)
     return b;
 }
 
-/* Only a frame's op and line counts are known here, not its opcode: a frame
- * without lines may be a SKU_GET, and every ALLOT_LINES_MAX lines an
- * ORDER_GET (whose ops own that many each), so room is checked for that
- * worst case. batch_add_frame takes exactly what the frame needs; a fresh
- * batch holds any one frame, since the codec caps both counts. */
-static bool batch_fits(const net_batch_t *b, size_t ops, size_t lines)
+/* Room for a frame: its ops and lines, and the answer buffers of reads
+ * (an ORDER_GET op owns a detail, a SKU_GET op its locations). A fresh
+ * batch holds any one frame, since the codec caps every count. */
+static bool batch_fits(const net_batch_t *b, uint16_t opcode, size_t ops, size_t lines)
 {
-    size_t details = (lines + ALLOT_LINES_MAX - 1) / ALLOT_LINES_MAX;
-    size_t locs = lines == 0 ? ops * ALLOT_LOCATIONS_MAX : 0;
+    size_t details = opcode == ALLOT_OP_ORDER_GET ? ops : 0;
+    size_t locs = opcode == ALLOT_OP_SKU_GET ? ops * ALLOT_LOCATIONS_MAX : 0;
 
     return !b->stats && b->frames_n < PROTO_DECODE_OPS_MAX &&
            b->xb.n + ops <= PROTO_DECODE_OPS_MAX &&
@@ -115,9 +113,10 @@ static void batch_submit(net_thread_t *t)
     }
 }
 
-net_batch_t *batch_room(net_thread_t *t, bool stats, size_t ops, size_t lines)
+net_batch_t *batch_room(net_thread_t *t, uint16_t opcode, size_t ops, size_t lines)
 {
-    if (t->open && !stats && batch_fits(t->open, ops, lines))
+    bool stats = opcode == ALLOT_OP_STATS;
+    if (t->open && !stats && batch_fits(t->open, opcode, ops, lines))
         return t->open;
     t->open = NULL; /* sealed: a fresh batch holds any one frame */
     batch_submit(t);

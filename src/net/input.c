@@ -105,9 +105,8 @@ static int conn_request(net_thread_t *t, net_conn_t *c, const proto_frame_t *f)
 {
     if (f->opcode == ALLOT_OP_SUBSCRIBE)
         return conn_subscribe(t, c, f);
-    bool stats = f->opcode == ALLOT_OP_STATS;
     size_t ops_want = f->count < PROTO_DECODE_OPS_MAX ? f->count : PROTO_DECODE_OPS_MAX;
-    net_batch_t *b = batch_room(t, stats, ops_want, lines_wanted(f));
+    net_batch_t *b = batch_room(t, f->opcode, ops_want, lines_wanted(f));
     if (!b) {
         conn_starve(t, c);
         return -EAGAIN;

@@ -352,9 +352,9 @@ void conn_arm_recv(net_thread_t *t, net_conn_t *c);
 /* batch.c */
 int batch_pool_init(net_thread_t *t);
 void batch_pool_deinit(net_thread_t *t);
-/* A batch with room for a frame of ops ops and lines lines (stats: a batch
+/* A batch with room for a frame of opcode, ops ops and lines lines (STATS: a batch
  * of its own), or NULL when every batch is in use (t->stalled is set). */
-net_batch_t *batch_room(net_thread_t *t, bool stats, size_t ops, size_t lines);
+net_batch_t *batch_room(net_thread_t *t, uint16_t opcode, size_t ops, size_t lines);
 void batch_add_frame(net_batch_t *b, const net_conn_t *c, const proto_frame_t *f,
                      uint32_t n_ops, uint32_t n_lines, uint32_t bound);
 void batch_flush(net_thread_t *t);
