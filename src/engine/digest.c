@@ -51,7 +51,7 @@ void canon_order_head(uint8_t b[CANON_ORDER], const order_rec_t *r, uint32_t spl
     b[48] = r->state;
     b[49] = r->policy;
     b[50] = r->line_count;
-    b[51] = r->hold_flags;
+    b[51] = r->hold_flags & ORDER_FLAGS_STATE;
     allot_put_u32(b + 52, r->hold_ms);
     allot_put_u16(b + 56, (uint16_t)splits);
     memset(b + 58, 0, 6);
@@ -211,7 +211,7 @@ static void order_view(const engine_t *e, const order_rec_t *r, eng_order_view_t
 {
     const orders_t *o = &e->orders;
     memset(v, 0, sizeof *v);
-    v->order_flags = r->hold_flags;
+    v->order_flags = r->hold_flags & ORDER_FLAGS_STATE;
     v->hold_ms = r->hold_ms;
     const eng_line_t *lines = orders_lines(o, r);
     for (uint32_t i = 0; i < r->line_count; i++)
@@ -326,6 +326,11 @@ static int check_order(const engine_t *e, const order_rec_t *r, uint64_t *alloc,
             CHECK_FAIL("limit count of customer %llu sku %llu below its orders",
                        (unsigned long long)r->customer, (unsigned long long)lines[k].sku);
     }
+    bool split = false;
+    for (uint32_t k = 0; k < r->line_count; k++)
+        split |= e->orders.line_split[r->line_ref + k] != NONE32;
+    if (split && !(r->hold_flags & ORDER_SPLIT))
+        CHECK_FAIL("order %llu has a split line but no mark of it", (unsigned long long)r->id);
     if (waits != (r->state == ALLOT_STATE_BACKORDERED))
         CHECK_FAIL("order %llu is %s but %s", (unsigned long long)r->id,
                    allot_state_name(r->state), waits ? "waits for stock" : "waits for nothing");

@@ -359,14 +359,15 @@ static inline bool order_lapsed(const engine_t *e, const order_rec_t *r)
 
 /* Gives back the units an order holds: they return to their locations,
  * and to the customer's limit allowance; waiting lines leave their queues.
- * (Returned stock goes to waiting orders after the caller journaled this:
- * see drain_order.) */
+ * A SKU with waiting orders is marked: what came back goes to them at the
+ * next drain step, after the caller journaled this (live and replayed). */
 static void release_units(engine_t *e, const order_rec_t *r, bool shipped)
 {
     const eng_line_t *lines = orders_lines(&e->orders, r);
     for (uint32_t i = 0; i < r->line_count; i++) {
         uint32_t gl = r->line_ref + i;
-        bool waits = e->orders.line_wait[gl] != NONE32;
+        /* Only a backorder's lines ever wait. */
+        bool waits = r->policy == ALLOT_POLICY_BACKORDER && e->orders.line_wait[gl] != NONE32;
         bool limited = !shipped && (r->limit_mask & (UINT64_C(1) << i));
         if (lines[i].allocated == 0 && !waits && !limited)
             continue;
@@ -374,23 +375,12 @@ static void release_units(engine_t *e, const order_rec_t *r, bool shipped)
         VERIFY(s);
         if (waits)
             stock_wait_remove(e, s, gl, lines[i].qty - lines[i].allocated);
-        stock_give(e, s, gl, lines[i].allocated, shipped);
+        stock_give(e, s, gl, lines[i].allocated, shipped, r->hold_flags & ORDER_SPLIT);
         if (limited && limit_units(r, &lines[i]) > 0)
             limits_sub(&e->limits, r->customer, lines[i].sku, limit_units(r, &lines[i]));
         VERIFY(s->allocated <= s->on_hand);
-    }
-}
-
-/* Stock an order gave back goes to the waiting orders of its SKUs. */
-static void drain_order(engine_t *e, const order_rec_t *r)
-{
-    const eng_line_t *lines = orders_lines(&e->orders, r);
-    for (uint32_t i = 0; i < r->line_count; i++) {
-        if (lines[i].allocated == 0)
-            continue;
-        sku_slot_t *s = inv_find(&e->inv, lines[i].sku, hash_u64(lines[i].sku));
-        VERIFY(s);
-        drain_mark(e, s);
+        if (!shipped && lines[i].allocated > 0)
+            drain_mark(e, s);
     }
 }
 
@@ -418,7 +408,7 @@ static void retire_one(engine_t *e)
     retire_ent_t *ent = &o->ring[o->ring_head];
     order_rec_t *r = &o->recs[ent->rec];
     VERIFY(state_is_terminal(r->state) && r->id == ent->id);
-    for (uint32_t i = 0; i < r->line_count; i++)
+    for (uint32_t i = 0; (r->hold_flags & ORDER_SPLIT) && i < r->line_count; i++)
         stock_split_free(e, r->line_ref + i);
     orders_remove(o, r);
     o->ring_head = (o->ring_head + 1) % o->ring_cap;
@@ -464,7 +454,6 @@ static void expire_order(engine_t *e, order_rec_t *r)
     eng_record_t rec = {.type = REC_EXPIRE, .id = r->id};
     emit(e, &rec);
     expire_events(e, r);
-    drain_order(e, r);
 }
 
 /* An order whose deadline has passed is expired the moment anything
@@ -509,7 +498,8 @@ static void fill_commit(engine_t *e, order_rec_t *r, uint8_t line, sku_slot_t *s
     eng_line_t *l = &e->orders.lines[gl];
     VERIFY(r->state == ALLOT_STATE_BACKORDERED && e->orders.line_wait[gl] != NONE32 &&
            units > 0 && units <= l->qty - l->allocated);
-    stock_take(e, s, gl, l->allocated, a, n);
+    if (stock_take(e, s, gl, l->allocated, a, n))
+        r->hold_flags |= ORDER_SPLIT;
     l->allocated += units;
     if (l->allocated == l->qty)
         stock_wait_remove(e, s, gl, units);
@@ -824,8 +814,9 @@ static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *
             uint32_t k = line_allocs(p, i, &cursor, &zero);
             if (k > 0) {
                 VERIFY(s);
-                stock_take(e, s, r->line_ref + i, 0,
-                           p->alloc_count ? &p->allocs[start] : &zero, k);
+                if (stock_take(e, s, r->line_ref + i, 0,
+                               p->alloc_count ? &p->allocs[start] : &zero, k))
+                    r->hold_flags |= ORDER_SPLIT;
             }
         }
         uint32_t units = backorder ? lines[i].qty : lines[i].allocated;
@@ -838,6 +829,7 @@ static order_rec_t *place_commit(engine_t *e, uint64_t pos, const eng_record_t *
                             lines[i].qty - lines[i].allocated);
             /* A fill cannot be refused, so its split is taken now. */
             stock_split_reserve(e, r->line_ref + i, lines[i].allocated);
+            r->hold_flags |= ORDER_SPLIT;
             waits = true;
         }
     }
@@ -1009,7 +1001,6 @@ static void op_cancel(engine_t *e, eng_op_t *op, uint64_t h)
         become_terminal(e, r, ALLOT_STATE_CANCELLED);
         eng_record_t rec = {.type = REC_CANCEL, .id = r->id};
         emit(e, &rec);
-        drain_order(e, r);
         op->result = ALLOT_OK;
     }
     order_out(op, r);
@@ -1085,7 +1076,7 @@ static void op_extend(engine_t *e, eng_op_t *op, uint64_t h)
 static void order_detail(const engine_t *e, const order_rec_t *r, eng_order_detail_t *d)
 {
     const eng_line_t *lines = orders_lines(&e->orders, r);
-    d->order_flags = r->hold_flags;
+    d->order_flags = r->hold_flags & ORDER_FLAGS_STATE;
     d->alloc_count = 0;
     for (uint32_t i = 0; i < r->line_count; i++) {
         uint32_t gl = r->line_ref + i;
@@ -1331,6 +1322,8 @@ static int replay_place_line(engine_t *e, const eng_record_t *rec, uint32_t i, s
         limits_get(&e->limits, rec->customer, l->sku) + units > s->limit)
         REPLAY_FAIL("limit: customer %llu passes %u units of sku %llu",
                     (unsigned long long)rec->customer, s->limit, (unsigned long long)l->sku);
+    if (rec->alloc_count == 0 && !s->locs)
+        return 0; /* location 0 alone: the totals checked above are it */
     return replay_allocs(e, rec, s, i, l->allocated, a, k, why, why_len);
 }
 
@@ -1376,12 +1369,13 @@ static int replay_place(engine_t *e, const eng_record_t *rec, char *why, size_t 
     if (!place_has_room(e, slots, rec))
         REPLAY_FAIL("no room for order %llu (tables smaller than the journal's)",
                     (unsigned long long)rec->id);
+    bool watch = e->events.event != NULL;
     uint64_t before[ALLOT_LINES_MAX];
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; watch && i < n; i++)
         before[i] = slots[i] ? sku_available(slots[i]) : 0;
     place_commit(e, pos, rec, slots);
     e->seq++;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; watch && i < n; i++)
         if (rec->lines[i].allocated)
             avail_watch(e, slots[i], before[i]);
     return 0;
@@ -1456,7 +1450,6 @@ static int replay_order_op(engine_t *e, const eng_record_t *rec, char *why, size
             REPLAY_FAIL("CANCEL of order %llu in state %s", (unsigned long long)r->id, st);
         release_units(e, r, false);
         become_terminal(e, r, ALLOT_STATE_CANCELLED);
-        drain_order(e, r); /* marks only: the FILLs follow in the journal */
         break;
     case REC_FULFILL:
         if (r->state != ALLOT_STATE_CONFIRMED)
@@ -1473,7 +1466,6 @@ static int replay_order_op(engine_t *e, const eng_record_t *rec, char *why, size
         e->holds_expired++;
         e->seq++;
         expire_events(e, r);
-        drain_order(e, r); /* marks only: the FILLs follow in the journal */
         return 0;
     case REC_EXTEND:
         if (r->state != ALLOT_STATE_HELD || lapsed || rec->deadline_ms <= e->now_ms)

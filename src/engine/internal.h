@@ -89,6 +89,11 @@ typedef struct order_rec {
 } order_rec_t;
 
 #define ORDER_CONFIRMED_EARLY ALLOT_ORDER_FLAG_CONFIRMED_IN_ADVANCE
+/* Some line of the order has a split. Derived, not state (the digest and
+ * snapshots leave it out): it spares the common order the lookups in the
+ * split array when it is released or retired. */
+#define ORDER_SPLIT 0x02u
+#define ORDER_FLAGS_STATE ORDER_CONFIRMED_EARLY
 
 _Static_assert(sizeof(order_rec_t) == 64, "one order per cache line");
 
@@ -253,12 +258,14 @@ uint32_t stock_plan(const struct engine *e, const sku_slot_t *s, uint8_t line, u
 /* Whether the allocations a[0..n) of one SKU fit its locations now. */
 bool stock_fits(const struct engine *e, const sku_slot_t *s, const eng_alloc_t *a, uint32_t n);
 /* Takes them (allocated += units per location and in total) and records
- * them in the split of global line gl. */
-void stock_take(struct engine *e, sku_slot_t *s, uint32_t gl, uint32_t before,
+ * them in the split of global line gl. Returns whether the line has a
+ * split. */
+bool stock_take(struct engine *e, sku_slot_t *s, uint32_t gl, uint32_t before,
                 const eng_alloc_t *a, uint32_t n);
 /* Gives back everything global line gl holds; shipped units also leave
- * on_hand. */
-void stock_give(struct engine *e, sku_slot_t *s, uint32_t gl, uint32_t allocated, bool shipped);
+ * on_hand. may_split false: the line has no split (ORDER_SPLIT unset). */
+void stock_give(struct engine *e, sku_slot_t *s, uint32_t gl, uint32_t allocated, bool shipped,
+                bool may_split);
 /* The allocations of global line gl (index line of its order). */
 uint32_t stock_line_allocs(const struct engine *e, uint32_t gl, uint8_t line,
                            uint32_t allocated, eng_alloc_t *out);

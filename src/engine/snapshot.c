@@ -149,6 +149,7 @@ static int load_splits(engine_t *e, order_rec_t *r, const uint8_t *p, uint32_t n
         uint32_t gl = r->line_ref + a.line;
         if (a.line >= r->line_count || a.units == 0 || a.units > lines[a.line].allocated)
             LOAD_FAIL("snapshot order %llu has a bad location split", (unsigned long long)r->id);
+        r->hold_flags |= ORDER_SPLIT;
         if (!stock_split_put(e, gl, a.location, a.units))
             LOAD_FAIL("snapshot order %llu has a bad location split, or more splits than "
                       "this server allows",
@@ -185,7 +186,7 @@ static int load_order(engine_t *e, const uint8_t *b, size_t avail, size_t *used,
     r->limit_mask = allot_get_u64(b + 40);
     r->state = state;
     r->policy = b[49];
-    r->hold_flags = b[51];
+    r->hold_flags = b[51] & ORDER_FLAGS_STATE;
     r->hold_ms = allot_get_u32(b + 52);
     eng_line_t *lines = orders_lines(o, r);
     for (uint32_t i = 0; i < n; i++) {
@@ -263,6 +264,7 @@ static int load_wait(engine_t *e, const uint8_t *p, char *why, size_t why_len)
         LOAD_FAIL("snapshot has more location splits than this server allows");
     stock_wait_push(e, s, orders_rec_index(&e->orders, r), line, l->qty - l->allocated);
     stock_split_reserve(e, gl, l->allocated);
+    r->hold_flags |= ORDER_SPLIT;
     return 0;
 }
 

@@ -319,7 +319,7 @@ void stock_split_free(engine_t *e, uint32_t gl)
     e->orders.line_split[gl] = NONE32;
 }
 
-void stock_take(engine_t *e, sku_slot_t *s, uint32_t gl, uint32_t before, const eng_alloc_t *a,
+bool stock_take(engine_t *e, sku_slot_t *s, uint32_t gl, uint32_t before, const eng_alloc_t *a,
                 uint32_t n)
 {
     loc_block_t *b = block_of(e, s);
@@ -338,7 +338,7 @@ void stock_take(engine_t *e, sku_slot_t *s, uint32_t gl, uint32_t before, const 
     }
     uint32_t *ref = &e->orders.line_split[gl];
     if (all0 && *ref == NONE32)
-        return; /* still all at location 0: nothing to remember */
+        return false; /* still all at location 0: nothing to remember */
     if (*ref == NONE32) {
         *ref = split_new(e);
         if (before > 0)
@@ -346,6 +346,7 @@ void stock_take(engine_t *e, sku_slot_t *s, uint32_t gl, uint32_t before, const 
     }
     for (uint32_t k = 0; k < n; k++)
         split_add(&e->stock.splits[*ref], a[k].location, a[k].units);
+    return true;
 }
 
 static void loc_give(engine_t *e, sku_slot_t *s, uint16_t loc, uint32_t units, bool shipped)
@@ -370,9 +371,10 @@ static void loc_give(engine_t *e, sku_slot_t *s, uint16_t loc, uint32_t units, b
     }
 }
 
-void stock_give(engine_t *e, sku_slot_t *s, uint32_t gl, uint32_t allocated, bool shipped)
+void stock_give(engine_t *e, sku_slot_t *s, uint32_t gl, uint32_t allocated, bool shipped,
+                bool may_split)
 {
-    uint32_t idx = e->orders.line_split[gl];
+    uint32_t idx = may_split ? e->orders.line_split[gl] : NONE32;
     if (idx == NONE32) {
         if (allocated)
             loc_give(e, s, 0, allocated, shipped);
