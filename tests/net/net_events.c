@@ -599,7 +599,9 @@ static void test_slow(void)
         worst_ms = ms > worst_ms ? ms : worst_ms;
     }
     CHECK(round < SLOW_ROUNDS_MAX, "no cut-off after %u events", round * (SLOW_SKUS + 1));
-    CHECK(worst_ms < 1000, "a RESTOCK took %llu ms while a subscriber did not read",
+    /* A liveness bound, not a speed one: a server blocked on the stalled
+     * subscriber would never answer; a busy machine may answer slowly. */
+    CHECK(worst_ms < 10000, "a RESTOCK took %llu ms while a subscriber did not read",
           (unsigned long long)worst_ms);
     /* now read: the events that fitted, then LOST, then the end */
     CHECK(sub_wait(&z, EVENTS_MAX, 20000) == 1 && z.lost, "no LOST after %zu events", z.n);
