@@ -81,8 +81,7 @@ int engine_init(engine_t **out, const engine_config_t *cfg_in)
     if (rc == 0)
         rc = limits_init(&e->limits, cfg.limits_max, cfg.prefault);
     if (rc == 0)
-        rc = stock_init(&e->stock, cfg.loc_skus_max, cfg.splits_max, cfg.waiting_max,
-                        cfg.prefault);
+        rc = stock_init(&e->stock, cfg.loc_skus_max, cfg.splits_max, cfg.waiting_max);
     if (rc != 0) {
         engine_deinit(e);
         return rc;
@@ -191,19 +190,6 @@ static const eng_loc_view_t *loc_view(const engine_t *e, const sku_slot_t *s, ui
     return NULL;
 }
 
-static uint64_t loc_allocated(const engine_t *e, const sku_slot_t *s, uint16_t id)
-{
-    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
-    const eng_loc_view_t *l = loc_view(e, s, id, v);
-    return l ? l->allocated : 0;
-}
-
-static uint64_t loc_on_hand(const engine_t *e, const sku_slot_t *s, uint16_t id)
-{
-    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
-    const eng_loc_view_t *l = loc_view(e, s, id, v);
-    return l ? l->on_hand : 0;
-}
 
 static void op_sku_set(engine_t *e, eng_op_t *op, uint64_t h)
 {
@@ -229,8 +215,9 @@ static void op_sku_set(engine_t *e, eng_op_t *op, uint64_t h)
         sku_out(op, s);
         return;
     }
-    if (op->amount < loc_allocated(e, s, op->location) ||
-        (s->bo_head != NONE32 && op->amount < loc_on_hand(e, s, op->location))) {
+    eng_loc_view_t v[ALLOT_LOCATIONS_MAX];
+    const eng_loc_view_t *l = loc_view(e, s, op->location, v);
+    if (l && (op->amount < l->allocated || (s->bo_head != NONE32 && op->amount < l->on_hand))) {
         /* Setting on_hand below what is promised would oversell; while
          * orders wait, what came back is theirs. */
         op->result = ALLOT_INSUFFICIENT_STOCK;

@@ -230,8 +230,7 @@ typedef struct stock {
 
 #define SKU_PENDING 0x1u /* sku_slot_t.pad16: in the pending ring */
 
-int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t nodes_max,
-               bool prefault);
+int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t nodes_max);
 void stock_deinit(stock_t *st);
 
 struct engine;

@@ -15,8 +15,7 @@
 
 #include "engine/internal.h"
 
-int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t nodes_max,
-               bool prefault)
+int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t nodes_max)
 {
     memset(st, 0, sizeof *st);
     st->blocks_max = blocks_max;
@@ -24,8 +23,7 @@ int stock_init(stock_t *st, uint32_t blocks_max, uint32_t splits_max, uint32_t n
     st->nodes_max = nodes_max;
     st->splits_free = NONE32;
     st->nodes_free = NONE32;
-    /* Rarely used: the pages are touched as they fill, not up front. */
-    (void)prefault;
+    /* Rarely used: never prefaulted, the pages are touched as they fill. */
     st->blocks = table_alloc(blocks_max, sizeof(loc_block_t), false);
     st->splits = table_alloc(splits_max, sizeof(split_t), false);
     st->nodes = table_alloc(nodes_max, sizeof(wait_node_t), false);
